@@ -1,0 +1,1 @@
+"""Run the whole system on one machine, and a bot that plays it."""

@@ -1,0 +1,1 @@
+"""Game workers: apply each player action exactly once to Postgres, then update Redis."""

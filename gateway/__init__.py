@@ -1,0 +1,1 @@
+"""Gateway: REST and WebSocket for players, fanned-out board streams from ranking."""

@@ -1,0 +1,1 @@
+"""What every Podium service shares: typed config, JSON logging, names, errors, migrations."""

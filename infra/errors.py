@@ -1,0 +1,59 @@
+"""Domain errors with stable codes, and how they cross a gRPC boundary.
+
+A core function raises PodiumError; only the gRPC handler turns it into a status, with the code
+packed as a google.rpc.ErrorInfo reason so that the caller can map it without parsing text.
+"""
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+DOMAIN = "podium"
+_DETAILS_KEY = "grpc-status-details-bin"
+
+
+class PodiumError(Exception):
+    """A failure with a stable UPPER_SNAKE code and a short, fixed message for the caller."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def to_rpc_status(error: PodiumError) -> grpc.Status:
+    """Pack the error for context.abort_with_status."""
+    detail = any_pb2.Any()
+    detail.Pack(error_details_pb2.ErrorInfo(reason=error.code, domain=DOMAIN))
+    status = status_pb2.Status(
+        code=error.status.value[0], message=error.message, details=[detail]
+    )
+    return rpc_status.to_status(status)
+
+
+async def abort(context: grpc.aio.ServicerContext, error: PodiumError) -> None:
+    """End the current RPC with the error's status and code."""
+    await context.abort_with_status(to_rpc_status(error))
+
+
+def from_rpc_error(error: grpc.aio.AioRpcError) -> PodiumError:
+    """Recover the PodiumError a server sent; unknown failures become UNAVAILABLE/INTERNAL."""
+    for key, value in error.trailing_metadata() or ():
+        if key != _DETAILS_KEY:
+            continue
+        status = status_pb2.Status.FromString(value)
+        for detail in status.details:
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info) and info.domain == DOMAIN:
+                return PodiumError(info.reason, status.message, error.code())
+
+    if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return PodiumError("UNAVAILABLE", "a service is unavailable; try again", error.code())
+    return PodiumError("INTERNAL", "internal error", grpc.StatusCode.INTERNAL)

@@ -1,0 +1,56 @@
+"""Start a grpc.aio server with health and reflection, and stop it gracefully on a signal."""
+
+import asyncio
+import signal
+from collections.abc import Callable, Iterable
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+log = structlog.get_logger(__name__)
+
+GRACE_SECONDS = 5.0
+
+
+async def start_server(
+    listen: str,
+    add_services: Callable[[grpc.aio.Server], Iterable[str]],
+) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """Bind `listen` (port 0 picks one), register services, and serve them as SERVING.
+
+    `add_services` registers the servicers and returns their full names, which are then
+    published through grpc.health.v1 and reflection. Returns the server, its port and the
+    health servicer, so that the caller can flip services to NOT_SERVING.
+    """
+    server = grpc.aio.server()
+    names = list(add_services(server))
+
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+
+    port = server.add_insecure_port(listen)
+    await server.start()
+    for name in ["", *names]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return server, port, health_servicer
+
+
+def stop_event() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT, so that `main` can shut down in order."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def shutdown(server: grpc.aio.Server, health_servicer: health.aio.HealthServicer) -> None:
+    """Report NOT_SERVING for good, then let in-flight calls finish within the grace period."""
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(GRACE_SECONDS)
+    log.info("grpc_server_stopped")

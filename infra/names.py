@@ -1,0 +1,56 @@
+"""Every NATS subject, JetStream stream and Redis key Podium uses, under one namespace.
+
+A namespace lets tests (or two studios) share one NATS and one Redis without seeing each
+other's data.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Names:
+    """Names derived from a namespace such as "podium"."""
+
+    namespace: str
+
+    @property
+    def actions_stream(self) -> str:
+        return f"{self.namespace.upper()}_ACTIONS"
+
+    @property
+    def actions_subjects(self) -> str:
+        return f"{self.namespace}.actions.>"
+
+    @property
+    def game_consumer(self) -> str:
+        return f"{self.namespace}_game"
+
+    def action_subject(self, player_id: str) -> str:
+        return f"{self.namespace}.actions.{player_id}"
+
+    def action_msg_id(self, player_id: str, action_id: str) -> str:
+        """JetStream dedup id: action ids are unique per player, so the player is part of it."""
+        return f"{player_id}:{action_id}"
+
+    def result_subject(self, session_key: str) -> str:
+        return f"{self.namespace}.results.{session_key}"
+
+    @property
+    def board_changes_subject(self) -> str:
+        return f"{self.namespace}.boards.changed"
+
+    def board_key(self, board: str, period: str) -> str:
+        return f"{self.namespace}:board:{board}:{period}"
+
+    def board_seq_key(self, board: str) -> str:
+        return f"{self.namespace}:board:{board}:seq"
+
+    @property
+    def usernames_key(self) -> str:
+        return f"{self.namespace}:usernames"
+
+    def session_key(self, session_key: str) -> str:
+        return f"{self.namespace}:session:{session_key}"
+
+    def refresh_key(self, token_hash: str) -> str:
+        return f"{self.namespace}:refresh:{token_hash}"

@@ -1,0 +1,1 @@
+"""Ranking service: reads and streams leaderboards from Redis, rebuilds them from Postgres."""

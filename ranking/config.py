@@ -1,0 +1,13 @@
+"""Settings of the ranking service (PODIUM_* environment variables)."""
+
+from pydantic import Field
+
+from infra.config import CommonSettings
+
+
+class RankingSettings(CommonSettings):
+    """Where ranking listens and how often a busy board pushes to its watchers."""
+
+    ranking_listen: str = "127.0.0.1:50053"
+    # Changes within this window reach watchers as one message.
+    coalesce_ms: int = Field(50, ge=0, le=5000)
