@@ -1,0 +1,96 @@
+"""Fixtures for auth: a signing key, an in-process AuthService on a free port, and a stub."""
+
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from podium.auth.v1 import auth_service_pb2_grpc
+
+from auth.config import AuthSettings
+from auth.passwords import Passwords
+from auth.server import running
+from auth.sessions import Sessions
+from auth.store import Accounts
+from auth.tokens import Tokens, load_private_key
+from infra.errors import PodiumError, from_rpc_error
+from infra.keygen import write_key
+
+
+@pytest.fixture(scope="session")
+def jwt_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("auth-keys") / "jwt-ed25519.pem"
+    write_key(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def signing_key(jwt_key_file: Path) -> Ed25519PrivateKey:
+    return load_private_key(jwt_key_file)
+
+
+@pytest.fixture(scope="session")
+def auth_settings(settings_env, jwt_key_file: Path) -> AuthSettings:
+    """Settings at the argon2 minimum, the session's namespace and database, and port 0."""
+    return AuthSettings(auth_listen="127.0.0.1:0", jwt_private_key_file=jwt_key_file)
+
+
+@pytest.fixture(scope="session")
+async def auth_port(auth_settings: AuthSettings):
+    async with running(auth_settings) as port:
+        yield port
+
+
+@pytest.fixture(scope="session")
+async def auth_channel(auth_port: int):
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{auth_port}") as channel:
+        yield channel
+
+
+@pytest.fixture(scope="session")
+def auth_stub(auth_channel: grpc.aio.Channel) -> auth_service_pb2_grpc.AuthServiceStub:
+    return auth_service_pb2_grpc.AuthServiceStub(auth_channel)
+
+
+@pytest.fixture
+def new_username() -> Callable[[], str]:
+    """Make usernames no other test (or earlier run) has used."""
+    return lambda: "u_" + uuid.uuid4().hex[:16]
+
+
+@pytest.fixture(scope="session")
+def accounts(pg) -> Accounts:
+    return Accounts(pg)
+
+
+@pytest.fixture(scope="session")
+def sessions(redis_client, names, auth_settings: AuthSettings) -> Sessions:
+    return Sessions(redis_client, names, auth_settings.session_ttl_seconds)
+
+
+@pytest.fixture(scope="session")
+def passwords(auth_settings: AuthSettings) -> Passwords:
+    return Passwords(
+        auth_settings.argon2_memory_kib,
+        auth_settings.argon2_time_cost,
+        auth_settings.argon2_parallelism,
+    )
+
+
+@pytest.fixture(scope="session")
+def tokens(auth_settings: AuthSettings) -> Tokens:
+    return Tokens.from_settings(auth_settings)
+
+
+@pytest.fixture(scope="session")
+def refused() -> Callable[[Awaitable[object]], Awaitable[PodiumError]]:
+    """Await a call that must fail, and return the PodiumError the server sent."""
+
+    async def failure(call: Awaitable[object]) -> PodiumError:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call
+        return from_rpc_error(info.value)
+
+    return failure
