@@ -1,0 +1,138 @@
+"""A game worker's lifecycle: open its clients, serve GameService, consume actions, stop in order.
+
+On stop the worker reports NOT_SERVING and lets in-flight GetState calls end, finishes and acks
+the batch in hand, then drains NATS (flushing the last acks and results) and closes Redis and
+Postgres.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+import grpc
+import nats
+import redis.asyncio as aioredis
+import structlog
+from grpc_health.v1 import health as grpc_health
+
+from game.api import GameApi, add_game_service
+from game.board_writer import BoardWriter
+from game.config import GameSettings
+from game.consumer import ActionConsumer
+from game.rules import load_ruleset
+from infra.grpc_server import shutdown, start_server
+from infra.names import Names
+
+log = structlog.get_logger(__name__)
+
+# How long a stopping worker waits for the batch in hand; with the gRPC grace period running
+# alongside, the process exits well within the ten seconds an orchestrator allows.
+_BATCH_GRACE_SECONDS = 8.0
+
+# One connection decides actions (the loop is sequential); the rest serve GetState.
+_POOL_MAX_SIZE = 8
+
+
+@dataclass(frozen=True)
+class RunningWorker:
+    """A started worker: its GameService port and the task consuming actions."""
+
+    port: int
+    consumer: asyncio.Task
+
+
+@contextlib.asynccontextmanager
+async def running(settings: GameSettings) -> AsyncIterator[RunningWorker]:
+    """Run a worker in this event loop until the block exits; tests use it directly."""
+    ruleset = load_ruleset(settings.ruleset)
+    names = Names(settings.namespace)
+
+    async with contextlib.AsyncExitStack() as stack:
+        pool = await asyncpg.create_pool(
+            settings.postgres_dsn, min_size=1, max_size=_POOL_MAX_SIZE
+        )
+        stack.push_async_callback(pool.close)
+
+        redis = aioredis.from_url(settings.redis_url)
+        stack.push_async_callback(redis.aclose)
+
+        nc = await _connect_nats(settings)
+        stack.push_async_callback(nc.drain)
+
+        consumer = ActionConsumer(settings, nc, pool, ruleset, BoardWriter(redis, nc, names))
+        await consumer.open()
+        stack.push_async_callback(consumer.close)
+
+        api = GameApi(pool, ruleset)
+        server, port, health = await start_server(
+            settings.game_listen, lambda server: add_game_service(server, api)
+        )
+        halt = asyncio.Event()
+        task = asyncio.create_task(consumer.run(halt), name="game-consumer")
+        stack.push_async_callback(_stop, halt, task, server, health)
+
+        log.info("serving", port=port, namespace=settings.namespace, ruleset=ruleset.name)
+        yield RunningWorker(port, task)
+
+
+async def serve(settings: GameSettings, stop: asyncio.Event) -> None:
+    """Run until `stop` is set; raise if consuming ends on its own, which is always a fault."""
+    async with running(settings) as worker:
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({stopped, worker.consumer}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+
+        if not stop.is_set():
+            raise RuntimeError("the action consumer stopped") from worker.consumer.exception()
+    log.info("stopped")
+
+
+async def _connect_nats(settings: GameSettings) -> nats.aio.client.Client:
+    nc: nats.aio.client.Client | None = None
+
+    async def on_error(error: Exception) -> None:
+        log.warning("nats_error", error=str(error))
+
+    async def on_disconnected() -> None:
+        # The client reports its own close as a disconnect too; only an unplanned one matters.
+        if nc is not None and not nc.is_closed:
+            log.warning("nats_disconnected")
+
+    async def on_reconnected() -> None:
+        log.info("nats_reconnected")
+
+    # Reconnect for as long as it takes: an outage should pause the worker, not end it.
+    nc = await nats.connect(
+        settings.nats_url,
+        name=f"{settings.namespace}-game",
+        max_reconnect_attempts=-1,
+        error_cb=on_error,
+        disconnected_cb=on_disconnected,
+        reconnected_cb=on_reconnected,
+    )
+    return nc
+
+
+async def _stop(
+    halt: asyncio.Event,
+    task: asyncio.Task,
+    server: grpc.aio.Server,
+    health: grpc_health.aio.HealthServicer,
+) -> None:
+    """Go NOT_SERVING and end in-flight calls while the consumer finishes its batch."""
+    halt.set()
+    await asyncio.gather(shutdown(server, health), _finish(task))
+
+
+async def _finish(task: asyncio.Task) -> None:
+    """Wait for the batch in hand; past the grace period cancel it (its messages are unacked,
+    so they are redelivered). A failure the consumer ended with is logged, not raised."""
+    done, _ = await asyncio.wait({task}, timeout=_BATCH_GRACE_SECONDS)
+    if not done:
+        log.error("consumer_stop_timeout")
+        task.cancel()
+        await asyncio.wait({task})
+    elif not task.cancelled() and task.exception() is not None:
+        log.error("consumer_failed", exc_info=task.exception())

@@ -1,0 +1,272 @@
+"""Actions through the running worker: Postgres rows, Redis boards, results and board changes."""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+from podium.game.v1 import game_pb2
+
+from game.state import state_hash
+from game.worker import running
+
+APPLIED = game_pb2.ACTION_STATUS_APPLIED
+MISMATCH = game_pb2.ACTION_STATUS_MISMATCH
+REJECTED = game_pb2.ACTION_STATUS_REJECTED
+INITIAL_HASH = state_hash({"total": 0, "plays": 0})
+
+
+def _player() -> str:
+    return str(uuid.uuid4())
+
+
+def _json(state: dict) -> str:
+    return orjson.dumps(state, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+async def _seq(redis_client, names, board: str) -> int:
+    return int(await redis_client.get(names.board_seq_key(board)) or 0)
+
+
+async def _rows(pg, player: str) -> dict:
+    """Everything Postgres holds about a player, for before/after comparisons."""
+    state = await pg.fetchrow(
+        "SELECT state::text, state_hash, version FROM player_state WHERE player_id = $1", player
+    )
+    boards = await pg.fetch(
+        "SELECT board, period, score, reached_at FROM board_scores WHERE player_id = $1"
+        " ORDER BY board, period",
+        player,
+    )
+    events = await pg.fetch(
+        "SELECT board, period, delta, score, action_id::text FROM score_events"
+        " WHERE player_id = $1 ORDER BY at, board",
+        player,
+    )
+    decisions = await pg.fetch(
+        "SELECT action_id::text, status FROM applied_actions WHERE player_id = $1", player
+    )
+    return {
+        "state": dict(state) if state else None,
+        "boards": [dict(r) for r in boards],
+        "events": [dict(r) for r in events],
+        "decisions": [dict(r) for r in decisions],
+    }
+
+
+async def test_score_action_is_applied_to_state_boards_and_redis(
+    client, board_changes, pg, redis_client, game_names
+):
+    player = _player()
+    moment = datetime.now(UTC)
+    day = moment.date().isoformat()
+    seq_before = {b: await _seq(redis_client, game_names, b) for b in ("global", "daily")}
+    action = client.action(player, INITIAL_HASH, params={"points": 7}, received_ts_ms=_ms(moment))
+
+    result = await client.play(action)
+
+    expected_state = {"total": 7, "plays": 1}
+    assert result.action_id == action.action_id
+    assert result.status == APPLIED
+    assert result.state_json == _json(expected_state)
+    assert result.state_hash == state_hash(expected_state)
+    assert result.score == 7
+    assert (result.error_code, result.error_message) == ("", "")
+
+    rows = await _rows(pg, player)
+    assert rows["state"]["version"] == 1
+    assert rows["state"]["state_hash"] == result.state_hash
+    assert orjson.loads(rows["state"]["state"]) == expected_state
+    assert [(b["board"], b["period"], b["score"]) for b in rows["boards"]] == [
+        ("daily", day, 7),
+        ("global", "all", 7),
+    ]
+    assert sorted((e["board"], e["period"], e["delta"], e["score"]) for e in rows["events"]) == [
+        ("daily", day, 7, 7),
+        ("global", "all", 7, 7),
+    ]
+    assert {e["action_id"] for e in rows["events"]} == {action.action_id}
+    assert rows["decisions"] == [{"action_id": action.action_id, "status": "applied"}]
+
+    assert await redis_client.zscore(game_names.board_key("global", "all"), player) == -7
+    assert await redis_client.zscore(game_names.board_key("daily", day), player) == -7
+    seq_after = {b: await _seq(redis_client, game_names, b) for b in ("global", "daily")}
+    assert seq_after == {b: seq_before[b] + 1 for b in seq_before}
+
+    seen = set()
+    while len(seen) < 2:
+        change = await board_changes.next()
+        seen.add((change.board, change.period, change.seq))
+    assert seen == {("global", "all", seq_after["global"]), ("daily", day, seq_after["daily"])}
+
+
+async def test_next_action_adds_to_the_totals(client, pg, redis_client, game_names):
+    player = _player()
+    first = await client.play(client.action(player, INITIAL_HASH, params={"points": 5}))
+
+    second = await client.play(client.action(player, first.state_hash, params={"points": 8}))
+
+    assert second.status == APPLIED
+    assert second.score == 13
+    assert orjson.loads(second.state_json) == {"total": 13, "plays": 2}
+    rows = await _rows(pg, player)
+    assert rows["state"]["version"] == 2
+    assert {b["board"]: b["score"] for b in rows["boards"]} == {"global": 13, "daily": 13}
+    assert sorted(e["score"] for e in rows["events"] if e["board"] == "global") == [5, 13]
+    assert await redis_client.zscore(game_names.board_key("global", "all"), player) == -13
+
+
+async def test_late_action_counts_in_the_day_it_was_received(client, pg, redis_client, game_names):
+    player = _player()
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    action = client.action(
+        player, INITIAL_HASH, params={"points": 3}, received_ts_ms=_ms(yesterday)
+    )
+
+    result = await client.play(action)
+
+    assert result.status == APPLIED
+    rows = await _rows(pg, player)
+    daily = [b["period"] for b in rows["boards"] if b["board"] == "daily"]
+    assert daily == [yesterday.date().isoformat()]
+    key = game_names.board_key("daily", yesterday.date().isoformat())
+    assert await redis_client.zscore(key, player) == -3
+
+
+async def test_stale_hash_is_a_mismatch_that_changes_nothing(client, pg, redis_client, game_names):
+    player = _player()
+    applied = await client.play(client.action(player, INITIAL_HASH, params={"points": 4}))
+    before = await _rows(pg, player)
+    seq_before = await _seq(redis_client, game_names, "global")
+
+    stale = client.action(player, INITIAL_HASH, params={"points": 9})
+    result = await client.play(stale)
+
+    assert result.status == MISMATCH
+    assert result.action_id == stale.action_id
+    assert result.state_json == applied.state_json
+    assert result.state_hash == applied.state_hash
+    assert result.score == 4
+    assert result.error_code == ""
+    after = await _rows(pg, player)
+    assert after["decisions"] == [
+        *before["decisions"],
+        {"action_id": stale.action_id, "status": "mismatch"},
+    ]
+    assert {k: after[k] for k in ("state", "boards", "events")} == {
+        k: before[k] for k in ("state", "boards", "events")
+    }
+    assert await redis_client.zscore(game_names.board_key("global", "all"), player) == -4
+    assert await _seq(redis_client, game_names, "global") == seq_before
+
+
+async def test_repeated_action_id_gets_the_first_result_and_applies_once(
+    client, make_client, pg, redis_client, game_names
+):
+    player = _player()
+    action = client.action(player, INITIAL_HASH, params={"points": 6})
+    first = await client.play(action)
+    other_session = await make_client(game_names)
+    repeat = game_pb2.Action()
+    repeat.CopyFrom(action)
+    repeat.session_key = other_session.session_key
+
+    ack = await other_session.send(repeat, msg_id=f"retry-{uuid.uuid4()}")
+    second = await other_session.result()
+
+    assert not ack.duplicate
+    assert first.status == APPLIED
+    assert second.SerializeToString() == first.SerializeToString()
+    rows = await _rows(pg, player)
+    assert rows["state"]["version"] == 1
+    assert {b["board"]: b["score"] for b in rows["boards"]} == {"global": 6, "daily": 6}
+    assert len(rows["events"]) == 2
+    assert len(rows["decisions"]) == 1
+    assert await redis_client.zscore(game_names.board_key("global", "all"), player) == -6
+
+
+async def test_concurrent_actions_on_one_hash_apply_exactly_once(
+    client, pg, worker_settings, game_names
+):
+    """A second worker shares the consumer, so the five race in Postgres, not only in a queue."""
+    player = _player()
+    actions = [client.action(player, INITIAL_HASH, params={"points": p}) for p in (1, 2, 3, 4, 5)]
+
+    async with running(worker_settings(namespace=game_names.namespace)):
+        await asyncio.gather(*(client.send(a) for a in actions))
+        results = [await client.result() for _ in actions]
+
+    statuses = sorted(r.status for r in results)
+    assert statuses == [APPLIED, MISMATCH, MISMATCH, MISMATCH, MISMATCH]
+    [winner] = [r for r in results if r.status == APPLIED]
+    assert all(r.state_hash == winner.state_hash for r in results)
+    assert {r.action_id for r in results} == {a.action_id for a in actions}
+    rows = await _rows(pg, player)
+    assert rows["state"]["version"] == 1
+    assert {b["board"]: b["score"] for b in rows["boards"]} == {
+        "global": winner.score,
+        "daily": winner.score,
+    }
+    assert sorted(d["status"] for d in rows["decisions"]) == ["applied"] + ["mismatch"] * 4
+
+
+async def test_refused_action_is_recorded_once_and_answered_the_same_twice(client, pg):
+    player = _player()
+    action = client.action(player, INITIAL_HASH, name="jump", params={})
+
+    first = await client.play(action)
+    await client.send(action, msg_id=f"retry-{uuid.uuid4()}")
+    second = await client.result()
+
+    assert first.status == REJECTED
+    assert first.error_code == "UNKNOWN_ACTION"
+    assert first.error_message
+    assert first.state_hash == INITIAL_HASH
+    assert first.state_json == _json({"total": 0, "plays": 0})
+    assert second.SerializeToString() == first.SerializeToString()
+    rows = await _rows(pg, player)
+    assert rows["decisions"] == [{"action_id": action.action_id, "status": "rejected"}]
+    assert rows["state"]["version"] == 0
+    assert rows["boards"] == []
+    assert rows["events"] == []
+
+
+@pytest.mark.parametrize(
+    "params_json",
+    ["not json", "", "[1, 2]", '"points"', "5", "null", '{"points": 0}', '{"points": true}'],
+)
+async def test_bad_params_are_rejected_as_invalid_params(client, pg, params_json):
+    player = _player()
+
+    result = await client.play(client.action(player, INITIAL_HASH, params_json=params_json))
+
+    assert result.status == REJECTED
+    assert result.error_code == "INVALID_PARAMS"
+    assert result.state_hash == INITIAL_HASH
+    rows = await _rows(pg, player)
+    assert rows["state"]["version"] == 0
+    assert rows["decisions"][0]["status"] == "rejected"
+
+
+async def test_malformed_messages_are_dropped_and_the_worker_goes_on(client, pg):
+    player = _player()
+    bad_action_id = client.action(player, INITIAL_HASH, action_id="not-a-uuid")
+    bad_player_id = client.action("player-one", INITIAL_HASH)
+    good = client.action(player, INITIAL_HASH, params={"points": 2})
+
+    await client.send_bytes(player, b"\xff\xfe garbage", msg_id=f"junk-{uuid.uuid4()}")
+    await client.send_bytes(player, b"", msg_id=f"empty-{uuid.uuid4()}")
+    await client.send(bad_action_id)
+    await client.send_bytes(player, bad_player_id.SerializeToString(), msg_id=str(uuid.uuid4()))
+    await client.send(good)
+    result = await client.result()
+
+    assert result.action_id == good.action_id
+    assert result.status == APPLIED
+    rows = await _rows(pg, player)
+    assert rows["decisions"] == [{"action_id": good.action_id, "status": "applied"}]

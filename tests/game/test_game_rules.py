@@ -1,0 +1,101 @@
+"""The default ruleset and load_ruleset, as pure functions."""
+
+import pytest
+
+from game.rules import load_ruleset
+from game.rules.base import Refusal
+from game.rules.default import DefaultRuleset
+
+
+def test_score_adds_points_to_total_and_both_boards():
+    rules = DefaultRuleset()
+    state = {"total": 10, "plays": 2}
+
+    outcome = rules.apply(state, "score", {"points": 7})
+
+    assert outcome.state == {"total": 17, "plays": 3}
+    assert outcome.board_deltas == {"global": 7, "daily": 7}
+    assert outcome.score == 17
+    assert state == {"total": 10, "plays": 2}
+
+
+@pytest.mark.parametrize("points", [1, 1000])
+def test_points_at_the_range_ends_are_accepted(points):
+    rules = DefaultRuleset()
+
+    outcome = rules.apply(rules.initial_state(), "score", {"points": points})
+
+    assert outcome.score == points
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"pts": 5},
+        {"points": 5, "extra": 1},
+        {"points": "5"},
+        {"points": 5.0},
+        {"points": True},
+        {"points": None},
+        {"points": [5]},
+        {"points": 0},
+        {"points": -1},
+        {"points": 1001},
+        {"points": 2**70},
+    ],
+    ids=[
+        "missing",
+        "wrong-key",
+        "extra-key",
+        "string",
+        "float",
+        "bool",
+        "null",
+        "list",
+        "zero",
+        "negative",
+        "above-max",
+        "huge",
+    ],
+)
+def test_bad_params_are_refused_as_invalid_params(params):
+    rules = DefaultRuleset()
+
+    with pytest.raises(Refusal) as refused:
+        rules.apply(rules.initial_state(), "score", params)
+
+    assert refused.value.code == "INVALID_PARAMS"
+    assert "points" in refused.value.message
+
+
+@pytest.mark.parametrize("action", ["jump", "", "Score"])
+def test_unknown_action_is_refused_even_with_good_params(action):
+    rules = DefaultRuleset()
+
+    with pytest.raises(Refusal) as refused:
+        rules.apply(rules.initial_state(), action, {"points": 5})
+
+    assert refused.value.code == "UNKNOWN_ACTION"
+
+
+def test_initial_state_and_its_score():
+    rules = DefaultRuleset()
+
+    state = rules.initial_state()
+
+    assert state == {"total": 0, "plays": 0}
+    assert rules.score_of(state) == 0
+    assert rules.score_of({"total": 42, "plays": 3}) == 42
+
+
+def test_load_ruleset_by_name():
+    ruleset = load_ruleset("default")
+
+    assert ruleset.name == "default"
+    assert ruleset.primary_board == "global"
+
+
+def test_load_ruleset_refuses_an_unknown_name():
+    with pytest.raises(ValueError, match="unknown ruleset"):
+        load_ruleset("chess")
