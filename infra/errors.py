@@ -32,9 +32,7 @@ def to_rpc_status(error: PodiumError) -> grpc.Status:
     """Pack the error for context.abort_with_status."""
     detail = any_pb2.Any()
     detail.Pack(error_details_pb2.ErrorInfo(reason=error.code, domain=DOMAIN))
-    status = status_pb2.Status(
-        code=error.status.value[0], message=error.message, details=[detail]
-    )
+    status = status_pb2.Status(code=error.status.value[0], message=error.message, details=[detail])
     return rpc_status.to_status(status)
 
 

@@ -51,7 +51,9 @@ async def migrate(dsn: str) -> list[str]:
                 continue
             async with conn.transaction():
                 await conn.execute(path.read_text())
-                await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", path.stem)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version) VALUES ($1)", path.stem
+                )
             log.info("migration_applied", version=path.stem)
             applied.append(path.stem)
         return applied

@@ -10,15 +10,19 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]' >.venv/install.log 2>&1 \
+    || { cat .venv/install.log; exit 1; }
   touch "$stamp"
 fi
 
 # Generated code goes to gen/ (ignored by git) and onto the venv's path through a .pth file.
-rm -rf gen && mkdir -p gen
+# It is built aside and swapped in, so running services never see a half-written tree.
+rm -rf gen.new && mkdir -p gen.new
 protos=$(cd proto && find podium -name '*.proto' | sort)
 (cd proto && "$root/.venv/bin/python" -m grpc_tools.protoc -I . \
-  --python_out="$root/gen" --pyi_out="$root/gen" --grpc_python_out="$root/gen" $protos)
+  --python_out="$root/gen.new" --pyi_out="$root/gen.new" --grpc_python_out="$root/gen.new" \
+  $protos)
+rm -rf gen.old && { [ ! -d gen ] || mv gen gen.old; } && mv gen.new gen && rm -rf gen.old
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$root/gen" > "$site/podium_gen.pth"
 

@@ -1,0 +1,24 @@
+"""python -m devstack up: set up and run the whole system on this machine."""
+
+import argparse
+import sys
+
+import uvloop
+
+from devstack.config import StackSettings
+from devstack.up import run
+from infra.logs import configure_logging
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack")
+    parser.add_argument("command", choices=["up"], help="start every service until Ctrl-C")
+    parser.parse_args()
+
+    settings = StackSettings()
+    configure_logging("devstack", settings.log_level)
+    return uvloop.run(run(settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""A small client of the player protocol (v1), used by the bot and the end-to-end tests."""
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+import orjson
+
+
+class ProtocolError(Exception):
+    """The gateway answered a REST call with an error body."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+
+
+class PlayerClient:
+    """One player: REST calls, then one WebSocket whose frames are read into a queue."""
+
+    def __init__(self, http: aiohttp.ClientSession, base_url: str) -> None:
+        self.http = http
+        self.base_url = base_url.rstrip("/")
+        self.player_id = ""
+        self.access_token = ""
+        self.state: dict = {}
+        self.state_hash = ""
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        # Frames not yet taken by a receive(); several receivers may wait for different kinds.
+        self.frames: list[dict] = []
+        self._arrived = asyncio.Condition()
+        self._reader: asyncio.Task | None = None
+
+    async def call(self, method: str, path: str, body: Any = None, **kwargs) -> dict:
+        """A REST call; returns the JSON body or raises ProtocolError."""
+        if body is not None:
+            kwargs["data"] = orjson.dumps(body)
+            kwargs["headers"] = {"Content-Type": "application/json"}
+        async with self.http.request(method, self.base_url + path, **kwargs) as reply:
+            payload = orjson.loads(await reply.read() or b"{}")
+            if reply.status >= 400:
+                error = payload.get("error", {})
+                raise ProtocolError(reply.status, error.get("code", ""), error.get("message", ""))
+            return payload
+
+    async def register(self, username: str, password: str) -> str:
+        reply = await self.call(
+            "POST", "/v1/auth/register", {"username": username, "password": password}
+        )
+        return reply["player_id"]
+
+    async def login(self, username: str, password: str) -> dict:
+        reply = await self.call(
+            "POST", "/v1/auth/login", {"username": username, "password": password}
+        )
+        self.player_id = reply["player_id"]
+        self.access_token = reply["access_token"]
+        return reply
+
+    async def connect(self) -> dict:
+        """Open the WebSocket and return the welcome frame."""
+        self.ws = await self.http.ws_connect(
+            self.base_url + "/v1/ws", headers={"Authorization": f"Bearer {self.access_token}"}
+        )
+        self._reader = asyncio.create_task(self._read())
+        welcome = await self.receive("welcome")
+        self.state, self.state_hash = welcome["state"], welcome["state_hash"]
+        return welcome
+
+    async def send(self, frame: dict | str) -> None:
+        text = frame if isinstance(frame, str) else orjson.dumps(frame).decode()
+        await self.ws.send_str(text)
+
+    async def act(self, action: str, params: dict, **overrides) -> str:
+        """Send an action with the last state hash seen; returns its action id."""
+        frame = {
+            "type": "action",
+            "action_id": str(uuid.uuid4()),
+            "action": action,
+            "params": params,
+            "state_hash": self.state_hash,
+            "ts": int(time.time() * 1000),
+            **overrides,
+        }
+        await self.send(frame)
+        return frame["action_id"]
+
+    async def receive(self, kind: str | None = None, timeout: float = 10.0, **match) -> dict:
+        """Take the oldest frame of a type (and with matching fields); others stay for others."""
+        async with self._arrived:
+            return await asyncio.wait_for(self._take_when_there(kind, match), timeout)
+
+    async def _take_when_there(self, kind: str | None, match: dict) -> dict:
+        while True:
+            for index, frame in enumerate(self.frames):
+                if kind is not None and frame.get("type") != kind:
+                    continue
+                if all(frame.get(key) == value for key, value in match.items()):
+                    return self.frames.pop(index)
+            await self._arrived.wait()
+
+    async def result(self, action_id: str, timeout: float = 10.0) -> dict:
+        """Wait for an action's result and remember the state it carries."""
+        frame = await self.receive("result", timeout, action_id=action_id)
+        self.state, self.state_hash = frame["state"], frame["state_hash"]
+        return frame
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self._reader is not None:
+            await self._reader
+
+    async def _read(self) -> None:
+        async for message in self.ws:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                async with self._arrived:
+                    self.frames.append(orjson.loads(message.data))
+                    self._arrived.notify_all()

@@ -1,0 +1,21 @@
+"""Settings of the one-machine stack (PODIUM_* environment variables)."""
+
+from pathlib import Path
+
+from pydantic import Field
+
+from infra.config import CommonSettings
+
+
+class StackSettings(CommonSettings):
+    """Ports of every service the stack starts, and how many game workers it runs."""
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=1, le=65535)
+    auth_port: int = Field(50051, ge=1, le=65535)
+    ranking_port: int = Field(50053, ge=1, le=65535)
+    # Worker i serves GameService on game_port + i.
+    game_port: int = Field(50060, ge=1, le=65535)
+    game_workers: int = Field(1, ge=1, le=16)
+    jwt_private_key_file: Path = Path(".podium/jwt-ed25519.pem")
+    ready_timeout_seconds: float = Field(60.0, gt=0)

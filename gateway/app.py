@@ -1,0 +1,56 @@
+"""The gateway's aiohttp application: routes, and the connections it opens and closes."""
+
+import structlog
+from aiohttp import WSCloseCode, web
+
+from gateway import rest, ws
+from gateway.clients import connect
+from gateway.config import GatewaySettings
+from gateway.context import CONTEXT, Context
+from gateway.fanout import Fanout
+from infra.names import Names
+from infra.streams import ensure_actions_stream
+
+log = structlog.get_logger(__name__)
+
+# Request bodies are small JSON documents; anything bigger is refused with 413.
+MAX_BODY_BYTES = 64 * 1024
+
+
+def build_app(settings: GatewaySettings) -> web.Application:
+    app = web.Application(middlewares=[rest.errors_as_json], client_max_size=MAX_BODY_BYTES)
+    app.cleanup_ctx.append(_connections(settings))
+    app.on_shutdown.append(_close_sockets)
+    app.add_routes(
+        [
+            web.post("/v1/auth/register", rest.register),
+            web.post("/v1/auth/login", rest.login),
+            web.get("/v1/boards/{board}/top", rest.top),
+            web.get("/v1/boards/{board}/around/{player_id}", rest.around),
+            web.get("/v1/ws", ws.websocket),
+            web.get("/healthz", rest.healthz),
+        ]
+    )
+    return app
+
+
+def _connections(settings: GatewaySettings):
+    async def open_and_close(app: web.Application):
+        names = Names(settings.namespace)
+        clients = await connect(settings)
+        await ensure_actions_stream(clients.js, names)
+        fanout = Fanout(clients, settings.board_view_size)
+        app[CONTEXT] = Context(settings, names, clients, fanout)
+
+        yield
+
+        await fanout.close()
+        await clients.close()
+
+    return open_and_close
+
+
+async def _close_sockets(app: web.Application) -> None:
+    """Tell every player we are going away (1001) so that clients reconnect elsewhere."""
+    for socket in list(app[CONTEXT].sockets):
+        await socket.close(code=WSCloseCode.GOING_AWAY, message=b"gateway shutting down")

@@ -1,0 +1,133 @@
+"""The gateway's connections: gRPC stubs for auth, game and ranking, and NATS.
+
+Every call carries a deadline, since gRPC has none by default, and every failure comes back as
+a PodiumError, so handlers never see a raw RpcError.
+"""
+
+from dataclasses import dataclass
+
+import grpc
+import nats
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from podium.auth.v1 import auth_service_pb2 as auth_pb
+from podium.auth.v1 import auth_service_pb2_grpc as auth_grpc
+from podium.game.v1 import game_service_pb2 as game_pb
+from podium.game.v1 import game_service_pb2_grpc as game_grpc
+from podium.ranking.v1 import ranking_service_pb2 as ranking_pb
+from podium.ranking.v1 import ranking_service_pb2_grpc as ranking_grpc
+
+from gateway.config import GatewaySettings
+from infra.errors import from_rpc_error
+
+# Ping idle channels so a dead peer is noticed; 20 s stays above the server's default minimum.
+_CHANNEL_OPTIONS = [
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    # A target may list several replicas ("ipv4:127.0.0.1:50052,127.0.0.1:50062").
+    ("grpc.lb_policy_name", "round_robin"),
+]
+
+
+@dataclass
+class Clients:
+    """Open connections, built once per process by `connect` and closed by `close`."""
+
+    settings: GatewaySettings
+    channels: dict[str, grpc.aio.Channel]
+    nc: NATS
+    js: JetStreamContext
+
+    @property
+    def timeout(self) -> float:
+        return self.settings.rpc_timeout_ms / 1000
+
+    async def _call(self, method, request, timeout: float | None = None):
+        try:
+            return await method(request, timeout=timeout or self.timeout)
+        except grpc.aio.AioRpcError as error:
+            raise from_rpc_error(error) from None
+
+    async def register(self, username: str, password: str) -> auth_pb.RegisterResponse:
+        stub = auth_grpc.AuthServiceStub(self.channels["auth"])
+        request = auth_pb.RegisterRequest(username=username, password=password)
+        return await self._call(stub.Register, request)
+
+    async def login(self, username: str, password: str) -> auth_pb.LoginResponse:
+        stub = auth_grpc.AuthServiceStub(self.channels["auth"])
+        request = auth_pb.LoginRequest(username=username, password=password)
+        return await self._call(stub.Login, request)
+
+    async def validate_token(self, token: str) -> auth_pb.ValidateTokenResponse:
+        stub = auth_grpc.AuthServiceStub(self.channels["auth"])
+        request = auth_pb.ValidateTokenRequest(access_token=token)
+        return await self._call(stub.ValidateToken, request)
+
+    async def get_state(self, player_id: str) -> game_pb.GetStateResponse:
+        stub = game_grpc.GameServiceStub(self.channels["game"])
+        return await self._call(stub.GetState, game_pb.GetStateRequest(player_id=player_id))
+
+    async def get_action_result(
+        self, player_id: str, action_id: str
+    ) -> game_pb.GetActionResultResponse:
+        stub = game_grpc.GameServiceStub(self.channels["game"])
+        request = game_pb.GetActionResultRequest(player_id=player_id, action_id=action_id)
+        return await self._call(stub.GetActionResult, request)
+
+    async def get_top(self, board: str, period: str, limit: int) -> ranking_pb.GetTopResponse:
+        stub = ranking_grpc.RankingServiceStub(self.channels["ranking"])
+        request = ranking_pb.GetTopRequest(board=board, period=period, limit=limit)
+        return await self._call(stub.GetTop, request)
+
+    async def get_around(
+        self, board: str, period: str, player_id: str, radius: int
+    ) -> ranking_pb.GetAroundResponse:
+        stub = ranking_grpc.RankingServiceStub(self.channels["ranking"])
+        request = ranking_pb.GetAroundRequest(
+            board=board, period=period, player_id=player_id, radius=radius
+        )
+        return await self._call(stub.GetAround, request)
+
+    def watch_board(self, board: str, limit: int):
+        """Open the server stream of a board's top view (no deadline: it is meant to last)."""
+        stub = ranking_grpc.RankingServiceStub(self.channels["ranking"])
+        return stub.WatchBoard(ranking_pb.WatchBoardRequest(board=board, limit=limit))
+
+    async def unhealthy(self) -> list[str]:
+        """Names of the dependencies that are not serving right now."""
+        down = [name for name in self.channels if not await self._serving(name)]
+        if not self.nc.is_connected:
+            down.append("nats")
+        return down
+
+    async def _serving(self, name: str) -> bool:
+        stub = health_pb2_grpc.HealthStub(self.channels[name])
+        try:
+            reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=self.timeout)
+        except grpc.aio.AioRpcError:
+            return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    async def close(self) -> None:
+        for channel in self.channels.values():
+            await channel.close()
+        if not self.nc.is_closed:
+            await self.nc.drain()
+
+
+async def connect(settings: GatewaySettings) -> Clients:
+    """Open the channels (lazily connecting) and the NATS connection."""
+    targets = {
+        "auth": settings.auth_target,
+        "game": settings.game_target,
+        "ranking": settings.ranking_target,
+    }
+    channels = {
+        name: grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
+        for name, target in targets.items()
+    }
+    nc = await nats.connect(settings.nats_url, name="podium-gateway", max_reconnect_attempts=-1)
+    return Clients(settings, channels, nc, nc.jetstream())

@@ -1,0 +1,24 @@
+"""What every request handler of one gateway process shares."""
+
+import weakref
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from gateway.clients import Clients
+from gateway.config import GatewaySettings
+from gateway.fanout import Fanout
+from infra.names import Names
+
+
+@dataclass
+class Context:
+    settings: GatewaySettings
+    names: Names
+    clients: Clients
+    fanout: Fanout
+    # Open sockets, so that shutdown can close each with "going away".
+    sockets: weakref.WeakSet[web.WebSocketResponse] = field(default_factory=weakref.WeakSet)
+
+
+CONTEXT = web.AppKey("context", Context)

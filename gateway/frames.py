@@ -1,0 +1,163 @@
+"""Parse and check the JSON text frames a player sends (protocol v1, docs/protocol.md).
+
+Parsing is pure: a frame becomes a typed request or a FrameError carrying a stable code and,
+when the frame had one, the client's "id" so that the error can be matched to its request.
+"""
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from infra.boards import BOARDS
+
+MAX_ID_CHARS = 64
+MAX_ACTION_NAME_CHARS = 64
+MAX_HASH_CHARS = 128
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 10
+
+
+class FrameError(Exception):
+    """A frame the gateway will not act on; answered with an error frame."""
+
+    def __init__(self, code: str, message: str, frame_id: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.frame_id = frame_id
+
+
+@dataclass(frozen=True)
+class ActionFrame:
+    frame_id: Any
+    action_id: str
+    action: str
+    params: dict
+    state_hash: str
+    ts: int
+
+
+@dataclass(frozen=True)
+class SubscribeFrame:
+    frame_id: Any
+    board: str
+    view: str
+    limit: int
+
+
+@dataclass(frozen=True)
+class UnsubscribeFrame:
+    frame_id: Any
+    board: str
+
+
+@dataclass(frozen=True)
+class PingFrame:
+    frame_id: Any
+
+
+@dataclass
+class _Fields:
+    """Typed access to a frame's fields; each getter raises FrameError with the right code."""
+
+    data: dict
+    frame_id: Any = field(default=None)
+
+    def get(self, name: str, kind: type, required: bool = True) -> Any:
+        if name not in self.data:
+            if required:
+                raise FrameError("MISSING_FIELD", f"field '{name}' is required", self.frame_id)
+            return None
+        value = self.data[name]
+        # JSON true/false decode to bool, which Python counts as an int; a count is never one.
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise FrameError("INVALID_FIELD", f"field '{name}' has the wrong type", self.frame_id)
+        return value
+
+
+def parse_frame(text: str) -> ActionFrame | SubscribeFrame | UnsubscribeFrame | PingFrame:
+    """Turn one text frame into a request, or raise FrameError."""
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise FrameError("INVALID_JSON", "frame is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise FrameError("INVALID_JSON", "frame must be a JSON object")
+
+    fields = _Fields(data)
+    fields.frame_id = _frame_id(data)
+    kind = fields.get("type", str)
+    parser = _PARSERS.get(kind)
+    if parser is None:
+        raise FrameError("UNKNOWN_TYPE", "unknown frame type", fields.frame_id)
+    return parser(fields)
+
+
+def _frame_id(data: dict) -> Any:
+    frame_id = data.get("id")
+    if frame_id is None:
+        return None
+    valid_int = isinstance(frame_id, int) and not isinstance(frame_id, bool)
+    valid_str = isinstance(frame_id, str) and len(frame_id) <= MAX_ID_CHARS
+    if not (valid_int or valid_str):
+        raise FrameError("INVALID_FIELD", "field 'id' must be a short string or an integer")
+    return frame_id
+
+
+def _parse_action(fields: _Fields) -> ActionFrame:
+    action_id = fields.get("action_id", str)
+    action = fields.get("action", str)
+    params = fields.get("params", dict, required=False)
+    state_hash = fields.get("state_hash", str)
+    ts = fields.get("ts", int, required=False)
+
+    try:
+        action_id = str(uuid.UUID(action_id))
+    except ValueError:
+        raise FrameError("INVALID_FIELD", "'action_id' must be a UUID", fields.frame_id) from None
+    if not 0 < len(action) <= MAX_ACTION_NAME_CHARS:
+        raise FrameError("INVALID_FIELD", "'action' must be 1-64 characters", fields.frame_id)
+    if len(state_hash) > MAX_HASH_CHARS:
+        raise FrameError("INVALID_FIELD", "'state_hash' is too long", fields.frame_id)
+    if ts is not None and not 0 <= ts < 2**63:
+        raise FrameError("INVALID_FIELD", "'ts' must be Unix milliseconds", fields.frame_id)
+    return ActionFrame(fields.frame_id, action_id, action, params or {}, state_hash, ts or 0)
+
+
+def _parse_subscribe(fields: _Fields) -> SubscribeFrame:
+    board = _board(fields)
+    view = fields.get("view", str, required=False) or "top"
+    limit = fields.get("limit", int, required=False)
+
+    if view != "top":
+        raise FrameError("UNSUPPORTED_VIEW", "only the 'top' view is available", fields.frame_id)
+    if limit is None:
+        limit = DEFAULT_LIMIT
+    if not 1 <= limit <= MAX_LIMIT:
+        raise FrameError("INVALID_FIELD", "'limit' must be 1-100", fields.frame_id)
+    return SubscribeFrame(fields.frame_id, board, view, limit)
+
+
+def _parse_unsubscribe(fields: _Fields) -> UnsubscribeFrame:
+    return UnsubscribeFrame(fields.frame_id, _board(fields))
+
+
+def _parse_ping(fields: _Fields) -> PingFrame:
+    return PingFrame(fields.frame_id)
+
+
+def _board(fields: _Fields) -> str:
+    board = fields.get("board", str)
+    if board not in BOARDS:
+        raise FrameError("UNKNOWN_BOARD", "no such board", fields.frame_id)
+    return board
+
+
+_PARSERS = {
+    "action": _parse_action,
+    "subscribe": _parse_subscribe,
+    "unsubscribe": _parse_unsubscribe,
+    "ping": _parse_ping,
+}

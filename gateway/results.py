@@ -1,0 +1,45 @@
+"""Turn game results and player state into protocol frames."""
+
+from typing import Any
+
+import orjson
+from podium.game.v1 import game_pb2
+
+_STATUS = {
+    game_pb2.ACTION_STATUS_APPLIED: "applied",
+    game_pb2.ACTION_STATUS_MISMATCH: "mismatch",
+    game_pb2.ACTION_STATUS_REJECTED: "rejected",
+}
+
+
+def result_frame(result: game_pb2.ActionResult, frame_id: Any = None) -> str:
+    frame = {
+        "type": "result",
+        "action_id": result.action_id,
+        "status": _STATUS.get(result.status, "rejected"),
+        "state": orjson.loads(result.state_json or "{}"),
+        "state_hash": result.state_hash,
+        "score": result.score,
+    }
+    if result.status == game_pb2.ACTION_STATUS_REJECTED:
+        frame["error"] = {"code": result.error_code, "message": result.error_message}
+    if frame_id is not None:
+        frame["id"] = frame_id
+    return orjson.dumps(frame).decode()
+
+
+def welcome_frame(player_id: str, state_json: str, state_hash: str) -> str:
+    frame = {
+        "type": "welcome",
+        "player_id": player_id,
+        "state": orjson.loads(state_json or "{}"),
+        "state_hash": state_hash,
+    }
+    return orjson.dumps(frame).decode()
+
+
+def error_frame(code: str, message: str, frame_id: Any = None) -> str:
+    frame: dict = {"type": "error", "error": {"code": code, "message": message}}
+    if frame_id is not None:
+        frame["id"] = frame_id
+    return orjson.dumps(frame).decode()

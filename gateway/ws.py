@@ -1,0 +1,254 @@
+"""One player's WebSocket: authenticate at the upgrade, then read frames and write answers.
+
+Reading and writing are separate tasks. The read loop acts on one frame at a time, so a
+player's actions reach JetStream in the order they were sent; the writer drains the socket's
+outbox, so a slow reader only ever waits on itself.
+"""
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import WSCloseCode, WSMsgType, web
+from nats.errors import Error as NatsError
+from podium.game.v1 import game_pb2
+
+from gateway.context import CONTEXT, Context
+from gateway.errors import error_response, podium_error_response
+from gateway.frames import (
+    ActionFrame,
+    FrameError,
+    PingFrame,
+    SubscribeFrame,
+    UnsubscribeFrame,
+    parse_frame,
+)
+from gateway.outbox import Outbox
+from gateway.results import error_frame, result_frame, welcome_frame
+from infra.errors import PodiumError
+
+log = structlog.get_logger(__name__)
+
+HEARTBEAT_SECONDS = 30.0
+PUBLISH_TIMEOUT_SECONDS = 2.0
+MAX_PENDING_ACTIONS = 256
+# How long to keep asking for the first result of a repeated action id that is still queued.
+RESULT_LOOKUP_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    """GET /v1/ws: refuse before the upgrade unless the bearer token names a live session."""
+    context = request.app[CONTEXT]
+    token = _bearer(request)
+    if token is None:
+        return error_response(401, "MISSING_TOKEN", "an Authorization: Bearer token is required")
+
+    try:
+        identity = await context.clients.validate_token(token)
+        state = await context.clients.get_state(identity.player_id)
+    except PodiumError as error:
+        return podium_error_response(error)
+
+    ws = web.WebSocketResponse(
+        heartbeat=HEARTBEAT_SECONDS, max_msg_size=context.settings.hard_frame_bytes
+    )
+    await ws.prepare(request)
+    context.sockets.add(ws)
+    player = PlayerSocket(ws, context, identity.player_id, identity.session_key)
+    await player.serve(welcome_frame(identity.player_id, state.state_json, state.state_hash))
+    return ws
+
+
+def _bearer(request: web.Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+class PlayerSocket:
+    """The state of one open socket: its outbox, pending actions and board subscriptions."""
+
+    def __init__(
+        self, ws: web.WebSocketResponse, context: Context, player_id: str, session_key: str
+    ) -> None:
+        self.ws = ws
+        self.context = context
+        self.player_id = player_id
+        self.session_key = session_key
+        self.outbox = Outbox()
+        self.boards: set[str] = set()
+        # action_id -> the frame ids of every request waiting for that action's result.
+        self.pending: dict[str, list[Any]] = {}
+        self.bad_frames = 0
+        self._tasks: set[asyncio.Task] = set()
+        self._closing: asyncio.Task | None = None
+
+    async def serve(self, welcome: str) -> None:
+        names = self.context.names
+        subscription = await self.context.clients.nc.subscribe(
+            names.result_subject(self.session_key), cb=self._on_result
+        )
+        writer = asyncio.create_task(self._write())
+        self._send(welcome)
+        log.info("socket_opened", player_id=self.player_id, session_key=self.session_key)
+
+        try:
+            await self._read()
+        finally:
+            writer.cancel()
+            for task in self._tasks:
+                task.cancel()
+            for board in self.boards:
+                await self.context.fanout.unsubscribe(board, self._deliver_board)
+            await subscription.unsubscribe()
+            log.info("socket_closed", player_id=self.player_id, code=self.ws.close_code)
+
+    async def _read(self) -> None:
+        async for message in self.ws:
+            if message.type == WSMsgType.TEXT:
+                await self._on_text(message.data)
+            elif message.type == WSMsgType.BINARY:
+                self._refuse(FrameError("BINARY_NOT_SUPPORTED", "send JSON text frames"))
+            elif message.type == WSMsgType.ERROR:
+                log.info("socket_error", player_id=self.player_id, error=str(message.data))
+                break
+
+    async def _write(self) -> None:
+        while not self.ws.closed:
+            for frame in await self.outbox.take():
+                await self.ws.send_str(frame)
+
+    async def _on_text(self, text: str) -> None:
+        limit = self.context.settings.max_frame_bytes
+        if len(text) > limit // 4 and len(text.encode()) > limit:
+            self._refuse(FrameError("FRAME_TOO_LARGE", f"frames are limited to {limit} bytes"))
+            return
+
+        try:
+            frame = parse_frame(text)
+            if isinstance(frame, ActionFrame):
+                await self._act(frame)
+            elif isinstance(frame, SubscribeFrame):
+                self._subscribe(frame)
+            elif isinstance(frame, UnsubscribeFrame):
+                await self._unsubscribe(frame)
+            elif isinstance(frame, PingFrame):
+                self._reply({"type": "pong"}, frame.frame_id)
+        except FrameError as error:
+            self._refuse(error)
+
+    def _refuse(self, error: FrameError) -> None:
+        """Answer a bad frame; a client that keeps sending them is closed (1008)."""
+        self.bad_frames += 1
+        log.info("frame_refused", player_id=self.player_id, code=error.code)
+        self._send(error_frame(error.code, error.message, error.frame_id))
+        if self.bad_frames >= self.context.settings.max_bad_frames:
+            self._close(WSCloseCode.POLICY_VIOLATION, "too many bad frames")
+
+    async def _act(self, frame: ActionFrame) -> None:
+        if frame.action_id not in self.pending and len(self.pending) >= MAX_PENDING_ACTIONS:
+            raise FrameError("TOO_MANY_PENDING", "wait for results first", frame.frame_id)
+
+        names = self.context.names
+        action = game_pb2.Action(
+            action_id=frame.action_id,
+            player_id=self.player_id,
+            session_key=self.session_key,
+            name=frame.action,
+            params_json=_json(frame.params),
+            state_hash=frame.state_hash,
+            client_ts_ms=frame.ts,
+            received_ts_ms=int(time.time() * 1000),
+        )
+        self.pending.setdefault(frame.action_id, []).append(frame.frame_id)
+        try:
+            ack = await self.context.clients.js.publish(
+                names.action_subject(self.player_id),
+                action.SerializeToString(),
+                timeout=PUBLISH_TIMEOUT_SECONDS,
+                headers={"Nats-Msg-Id": names.action_msg_id(self.player_id, frame.action_id)},
+            )
+        except (NatsError, TimeoutError) as error:
+            self.pending.pop(frame.action_id, None)
+            log.warning("action_not_queued", action_id=frame.action_id, error=repr(error))
+            raise FrameError(
+                "ACTION_NOT_ACCEPTED",
+                "the action could not be queued; retry with the same action_id",
+                frame.frame_id,
+            ) from None
+
+        if ack.duplicate:
+            self._spawn(self._recover_result(frame.action_id))
+
+    async def _recover_result(self, action_id: str) -> None:
+        """JetStream dropped a repeated id, so no worker will answer it: ask for the first."""
+        for delay in RESULT_LOOKUP_DELAYS:
+            if action_id not in self.pending:
+                return
+            try:
+                reply = await self.context.clients.get_action_result(self.player_id, action_id)
+            except PodiumError as error:
+                log.warning("result_lookup_failed", action_id=action_id, code=error.code)
+            else:
+                if reply.found:
+                    self._answer(reply.result)
+                    return
+            await asyncio.sleep(delay)
+        log.warning("result_not_found", action_id=action_id, player_id=self.player_id)
+
+    async def _on_result(self, message) -> None:
+        try:
+            result = game_pb2.ActionResult.FromString(message.data)
+        except Exception:
+            log.warning("result_undecodable", session_key=self.session_key)
+            return
+        self._answer(result)
+
+    def _answer(self, result: game_pb2.ActionResult) -> None:
+        for frame_id in self.pending.pop(result.action_id, ()):
+            self._send(result_frame(result, frame_id))
+
+    def _subscribe(self, frame: SubscribeFrame) -> None:
+        self.boards.add(frame.board)
+        self.outbox.drop_board(frame.board)
+        snapshot = self.context.fanout.subscribe(
+            frame.board, self._deliver_board, frame.limit, frame.frame_id
+        )
+        if snapshot is not None:
+            self._send(snapshot)
+
+    async def _unsubscribe(self, frame: UnsubscribeFrame) -> None:
+        self.boards.discard(frame.board)
+        await self.context.fanout.unsubscribe(frame.board, self._deliver_board)
+        self.outbox.drop_board(frame.board)
+        self._reply({"type": "unsubscribed", "board": frame.board}, frame.frame_id)
+
+    def _deliver_board(self, board: str, frame: str) -> None:
+        self.outbox.put_board(board, frame)
+
+    def _reply(self, frame: dict, frame_id: Any) -> None:
+        if frame_id is not None:
+            frame["id"] = frame_id
+        self._send(_json(frame))
+
+    def _send(self, frame: str) -> None:
+        if not self.outbox.put(frame):
+            self._close(WSCloseCode.TRY_AGAIN_LATER, "reader too slow")
+
+    def _close(self, code: WSCloseCode, reason: str) -> None:
+        if self._closing is not None:
+            return
+        log.info("socket_closing", player_id=self.player_id, code=int(code), reason=reason)
+        self._closing = asyncio.create_task(self.ws.close(code=code, message=reason.encode()))
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()

@@ -1,0 +1,166 @@
+"""The whole system started by the README's own start command, on real services.
+
+Each test module gets a stack of its own (a fresh namespace and database), so board ranks in
+one module never depend on another's scores.
+"""
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import asyncpg
+import nats
+import pytest
+import redis.asyncio as aioredis
+
+from devstack.client import PlayerClient
+from infra.config import CommonSettings
+from infra.names import Names
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = CommonSettings()
+PASSWORD = "correct horse battery"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Stack:
+    """A running `python -m devstack up` and what it points at."""
+
+    def __init__(self, namespace: str, dsn: str, url: str, process) -> None:
+        self.names = Names(namespace)
+        self.dsn = dsn
+        self.url = url
+        self.process = process
+
+
+@pytest.fixture(scope="module")
+async def stack(tmp_path_factory):
+    namespace = "e" + uuid.uuid4().hex[:10]
+    database = f"podium_{namespace}"
+    dsn = urlunsplit(urlsplit(BASE.postgres_dsn)._replace(path=f"/{database}"))
+    http_port = _free_port()
+    env = {
+        **os.environ,
+        "PODIUM_NAMESPACE": namespace,
+        "PODIUM_POSTGRES_DSN": dsn,
+        "PODIUM_HTTP_PORT": str(http_port),
+        "PODIUM_AUTH_PORT": str(_free_port()),
+        "PODIUM_RANKING_PORT": str(_free_port()),
+        "PODIUM_GAME_PORT": str(_free_port()),
+        "PODIUM_JWT_PRIVATE_KEY_FILE": str(ROOT / ".podium" / "jwt-ed25519.pem"),
+    }
+    log_file = (tmp_path_factory.mktemp("stack") / "stack.log").open("wb")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "devstack",
+        "up",
+        env=env,
+        cwd=ROOT,
+        stdout=log_file,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{http_port}"
+    try:
+        await _wait_ready(url, process, log_file.name)
+        yield Stack(namespace, dsn, url, process)
+
+        process.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(process.wait(), 30)
+        assert code == 0, Path(log_file.name).read_text()[-4000:]
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        log_file.close()
+        await _remove(namespace, database)
+
+
+async def _wait_ready(url: str, process, log_path: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(300):
+            if process.returncode is not None:
+                break
+            try:
+                async with session.get(url + "/healthz") as reply:
+                    if reply.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError("stack did not become ready:\n" + Path(log_path).read_text()[-4000:])
+
+
+async def _remove(namespace: str, database: str) -> None:
+    names = Names(namespace)
+    client = aioredis.from_url(BASE.redis_url)
+    keys = [key async for key in client.scan_iter(match=f"{namespace}:*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+    nc = await nats.connect(BASE.nats_url)
+    try:
+        await nc.jetstream().delete_stream(names.actions_stream)
+    except nats.js.errors.NotFoundError:
+        pass
+    await nc.close()
+
+    admin = await asyncpg.connect(
+        urlunsplit(urlsplit(BASE.postgres_dsn)._replace(path="/postgres"))
+    )
+    await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture
+async def http():
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def players(stack, http):
+    """A factory of registered, logged-in and connected players; closes them afterwards."""
+    made: list[PlayerClient] = []
+
+    async def make(connect: bool = True) -> PlayerClient:
+        player = PlayerClient(http, stack.url)
+        username = "p" + uuid.uuid4().hex[:12]
+        await player.register(username, PASSWORD)
+        await player.login(username, PASSWORD)
+        player.username = username
+        if connect:
+            await player.connect()
+        made.append(player)
+        return player
+
+    yield make
+
+    for player in made:
+        await player.close()
+
+
+@pytest.fixture
+async def db(stack):
+    conn = await asyncpg.connect(stack.dsn)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+async def redis_db():
+    client = aioredis.from_url(BASE.redis_url)
+    yield client
+    await client.aclose()
