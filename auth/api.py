@@ -1,12 +1,8 @@
 """gRPC handlers of podium.auth.v1.AuthService: call the core, translate its errors."""
 
-import functools
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
-import structlog
 from podium.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 
 from auth import core
@@ -14,14 +10,9 @@ from auth.passwords import Passwords
 from auth.sessions import Sessions
 from auth.store import Accounts
 from auth.tokens import Tokens
-from infra.errors import PodiumError, abort
-
-log = structlog.get_logger(__name__)
+from infra.errors import guarded
 
 SERVICE_NAME = auth_service_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
-
-_INTERNAL = PodiumError("INTERNAL", "internal error", grpc.StatusCode.INTERNAL)
-_Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -34,29 +25,13 @@ class AuthDeps:
     tokens: Tokens
 
 
-def _guarded(handler: _Handler) -> _Handler:
-    """End the RPC with the PodiumError's code, or INTERNAL for anything unexpected."""
-
-    @functools.wraps(handler)
-    async def run(self, request, context: grpc.aio.ServicerContext):
-        try:
-            return await handler(self, request, context)
-        except PodiumError as err:
-            await abort(context, err)
-        except Exception:
-            log.exception("rpc_failed", rpc=handler.__name__)
-            await abort(context, _INTERNAL)
-
-    return run
-
-
 class AuthApi(auth_service_pb2_grpc.AuthServiceServicer):
     """The AuthService servicer."""
 
     def __init__(self, deps: AuthDeps) -> None:
         self._deps = deps
 
-    @_guarded
+    @guarded
     async def Register(self, request, context):
         deps = self._deps
         player_id = await core.register(
@@ -64,7 +39,7 @@ class AuthApi(auth_service_pb2_grpc.AuthServiceServicer):
         )
         return auth_service_pb2.RegisterResponse(player_id=player_id)
 
-    @_guarded
+    @guarded
     async def Login(self, request, context):
         deps = self._deps
         result = await core.login(
@@ -82,7 +57,7 @@ class AuthApi(auth_service_pb2_grpc.AuthServiceServicer):
             player_id=result.player_id,
         )
 
-    @_guarded
+    @guarded
     async def ValidateToken(self, request, context):
         claims = await core.validate_token(
             request.access_token, self._deps.tokens, self._deps.sessions

@@ -4,13 +4,30 @@ A core function raises PodiumError; only the gRPC handler turns it into a status
 packed as a google.rpc.ErrorInfo reason so that the caller can map it without parsing text.
 """
 
+import functools
+
+import asyncpg
 import grpc
+import redis.exceptions
+import structlog
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+log = structlog.get_logger(__name__)
+
 DOMAIN = "podium"
 _DETAILS_KEY = "grpc-status-details-bin"
+
+# A lost connection to a backing store is worth a retry by the caller; anything else is a bug.
+_STORE_DOWN = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    OSError,
+    TimeoutError,
+)
 
 
 class PodiumError(Exception):
@@ -55,3 +72,29 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> PodiumError:
     if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return PodiumError("UNAVAILABLE", "a service is unavailable; try again", error.code())
     return PodiumError("INTERNAL", "internal error", grpc.StatusCode.INTERNAL)
+
+
+INTERNAL = PodiumError("INTERNAL", "internal error", grpc.StatusCode.INTERNAL)
+STORE_UNAVAILABLE = PodiumError(
+    "UNAVAILABLE", "storage is unavailable; try again", grpc.StatusCode.UNAVAILABLE
+)
+
+
+def guarded(handler):
+    """Wrap a servicer method: PodiumError ends the RPC with its own code, a lost store
+    connection with UNAVAILABLE, and anything else with a fixed INTERNAL that leaks nothing."""
+
+    @functools.wraps(handler)
+    async def run(self, request, context: grpc.aio.ServicerContext):
+        try:
+            return await handler(self, request, context)
+        except PodiumError as error:
+            await abort(context, error)
+        except _STORE_DOWN as error:
+            log.warning("store_unavailable", rpc=handler.__name__, error=repr(error))
+            await abort(context, STORE_UNAVAILABLE)
+        except Exception:
+            log.exception("rpc_failed", rpc=handler.__name__)
+            await abort(context, INTERNAL)
+
+    return run

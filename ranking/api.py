@@ -1,63 +1,22 @@
 """gRPC handlers of podium.ranking.v1.RankingService: validate, call the core, map errors."""
 
-import functools
 import uuid
 from datetime import UTC, datetime
 
 import asyncpg
 import grpc
 import nats.aio.client
-import redis.exceptions
-import structlog
 from podium.ranking.v1 import ranking_service_pb2 as pb
 from podium.ranking.v1 import ranking_service_pb2_grpc
 
 from infra.boards import BOARDS, Board
-from infra.errors import PodiumError, abort
+from infra.errors import PodiumError, guarded
 from ranking.board_store import BoardStore
 from ranking.feed import BoardFeed, Clock
 from ranking.rebuild import rebuild_board
 
-log = structlog.get_logger(__name__)
-
 MAX_LIMIT = 100
 MAX_RADIUS = 50
-
-_INTERNAL = PodiumError("INTERNAL", "internal error", grpc.StatusCode.INTERNAL)
-_UNAVAILABLE = PodiumError(
-    "UNAVAILABLE", "ranking storage is unavailable; try again", grpc.StatusCode.UNAVAILABLE
-)
-# Failures of a backing store's connection: worth a retry by the caller, unlike a bug.
-_STORE_DOWN = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    OSError,
-    TimeoutError,
-)
-
-
-def _handled(event: str):
-    """Turn a handler's PodiumError into its status, and anything else into a fixed one."""
-
-    def wrap(handler):
-        @functools.wraps(handler)
-        async def run(self, request, context: grpc.aio.ServicerContext):
-            try:
-                return await handler(self, request, context)
-            except PodiumError as err:
-                await abort(context, err)
-            except _STORE_DOWN as exc:
-                log.warning("store_unavailable", rpc=event, error=repr(exc))
-                await abort(context, _UNAVAILABLE)
-            except Exception:
-                log.exception("rpc_failed", rpc=event)
-                await abort(context, _INTERNAL)
-
-        return run
-
-    return wrap
 
 
 class RankingApi(ranking_service_pb2_grpc.RankingServiceServicer):
@@ -77,7 +36,7 @@ class RankingApi(ranking_service_pb2_grpc.RankingServiceServicer):
         self._nc = nc
         self._clock = clock
 
-    @_handled("get_top")
+    @guarded
     async def GetTop(self, request: pb.GetTopRequest, context) -> pb.GetTopResponse:
         """Answer with the head of a board period."""
         board = _board(request.board)
@@ -87,7 +46,7 @@ class RankingApi(ranking_service_pb2_grpc.RankingServiceServicer):
         view = await self._store.top(board.id, period, request.limit)
         return pb.GetTopResponse(board=board.id, period=period, entries=view.entries, seq=view.seq)
 
-    @_handled("get_around")
+    @guarded
     async def GetAround(self, request: pb.GetAroundRequest, context) -> pb.GetAroundResponse:
         """Answer with a player's entry and its neighbours."""
         board = _board(request.board)
@@ -105,7 +64,7 @@ class RankingApi(ranking_service_pb2_grpc.RankingServiceServicer):
             board=board.id, period=period, entries=view.entries, seq=view.seq
         )
 
-    @_handled("watch_board")
+    @guarded
     async def WatchBoard(self, request: pb.WatchBoardRequest, context) -> None:
         """Stream a snapshot, then the newest view after each change, until either side ends."""
         board = _board(request.board)
@@ -115,7 +74,7 @@ class RankingApi(ranking_service_pb2_grpc.RankingServiceServicer):
             while (view := await watcher.next()) is not None:
                 await context.write(view)
 
-    @_handled("rebuild_board")
+    @guarded
     async def RebuildBoard(
         self, request: pb.RebuildBoardRequest, context
     ) -> pb.RebuildBoardResponse:
