@@ -1,5 +1,7 @@
 """Players play through the whole path: WebSocket, JetStream, worker, Postgres, Redis, ranking."""
 
+import asyncio
+import sys
 import uuid
 
 
@@ -138,3 +140,27 @@ async def test_refused_actions_are_rejected_with_a_code_and_apply_nothing(player
     assert unknown["error"]["code"] == "UNKNOWN_ACTION"
     assert extra["error"]["code"] == "INVALID_PARAMS"
     assert version == 0
+
+
+async def test_the_bot_plays_and_accounts_for_every_action(stack):
+    bot = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "devstack.bot",
+        "--url",
+        stack.url,
+        "--players",
+        "4",
+        "--actions",
+        "5",
+        "--pause",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+
+    output = (await asyncio.wait_for(bot.communicate(), 60))[0].decode()
+
+    assert bot.returncode == 0, output
+    assert "[top 10 seq" in output
+    assert "sent 20, applied 20, mismatched 0, rejected 0, missing 0;" in output
