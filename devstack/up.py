@@ -15,7 +15,7 @@ import nats
 import structlog
 
 from devstack.config import StackSettings
-from infra.migrate import migrate
+from infra.migrate import migrate_all
 from infra.names import Names
 from infra.streams import ensure_actions_stream
 
@@ -50,8 +50,8 @@ def service_commands(settings: StackSettings) -> list[tuple[str, dict[str, str]]
 
 
 async def prepare(settings: StackSettings) -> None:
-    """Create and migrate the database and the actions stream (both idempotent)."""
-    await migrate(settings.postgres_dsn)
+    """Create and migrate the shard databases and the actions stream (all idempotent)."""
+    await migrate_all(settings.shard_dsns)
     nc = await nats.connect(settings.nats_url)
     try:
         await ensure_actions_stream(nc.jetstream(), Names(settings.namespace))

@@ -4,8 +4,10 @@ Each service subclasses CommonSettings with its own keys; a bad value fails at b
 variable's name, never later in the middle of a request.
 """
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class CommonSettings(BaseSettings):
@@ -15,8 +17,23 @@ class CommonSettings(BaseSettings):
 
     namespace: str = Field("podium", pattern=r"^[a-z][a-z0-9_]{0,31}$")
     postgres_dsn: str = "postgresql://postgres@127.0.0.1:5432/podium"
+    # Comma-separated DSNs of the shard databases, in order; empty means postgres_dsn alone.
+    # Changing the count moves logical shards between databases (see infra.shards).
+    postgres_shards: Annotated[list[str], NoDecode] = []
     redis_url: str = "redis://127.0.0.1:6379/0"
     nats_url: str = "nats://127.0.0.1:4222"
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     # Deadline for every call one service makes to another: gRPC has none by default.
     rpc_timeout_ms: int = Field(3000, ge=50, le=60000)
+
+    @field_validator("postgres_shards", mode="before")
+    @classmethod
+    def _split_dsns(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [dsn.strip() for dsn in value.split(",") if dsn.strip()]
+        return value
+
+    @property
+    def shard_dsns(self) -> list[str]:
+        """The databases players are spread over, in shard order."""
+        return self.postgres_shards or [self.postgres_dsn]

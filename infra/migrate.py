@@ -61,9 +61,15 @@ async def migrate(dsn: str) -> list[str]:
         await conn.close()
 
 
+async def migrate_all(dsns: list[str]) -> None:
+    """Migrate every shard database; each holds the whole schema."""
+    for dsn in dsns:
+        await migrate(dsn)
+
+
 if __name__ == "__main__":
     from infra.logs import configure_logging
 
     configure_logging("migrate")
-    dsn = sys.argv[1] if len(sys.argv) > 1 else CommonSettings().postgres_dsn
-    asyncio.run(migrate(dsn))
+    dsns = sys.argv[1:] or CommonSettings().shard_dsns
+    asyncio.run(migrate_all(dsns))

@@ -52,5 +52,15 @@ class Names:
     def session_key(self, session_key: str) -> str:
         return f"{self.namespace}:session:{session_key}"
 
+    @property
+    def sessions_ended_subject(self) -> str:
+        return f"{self.namespace}.sessions.ended"
+
+    def player_sessions_key(self, player_id: str) -> str:
+        return f"{self.namespace}:player_sessions:{player_id}"
+
+    def login_failures_key(self, kind: str, subject: str) -> str:
+        return f"{self.namespace}:login_failures:{kind}:{subject}"
+
     def refresh_key(self, token_hash: str) -> str:
         return f"{self.namespace}:refresh:{token_hash}"
