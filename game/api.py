@@ -1,6 +1,5 @@
 """podium.game.v1.GameService over gRPC: check the request, call the core, map errors."""
 
-import asyncpg
 import grpc
 from podium.game.v1 import game_service_pb2, game_service_pb2_grpc
 
@@ -8,6 +7,7 @@ from game.apply import canonical_uuid, recorded_result
 from game.rules.base import Ruleset
 from game.state import current_state
 from infra.errors import PodiumError, guarded
+from infra.shards import ShardPools
 
 SERVICE_NAME = game_service_pb2.DESCRIPTOR.services_by_name["GameService"].full_name
 
@@ -15,8 +15,8 @@ SERVICE_NAME = game_service_pb2.DESCRIPTOR.services_by_name["GameService"].full_
 class GameApi(game_service_pb2_grpc.GameServiceServicer):
     """Answers questions from Postgres; actions themselves arrive on JetStream, not here."""
 
-    def __init__(self, pool: asyncpg.Pool, ruleset: Ruleset) -> None:
-        self._pool = pool
+    def __init__(self, pools: ShardPools, ruleset: Ruleset) -> None:
+        self._pools = pools
         self._ruleset = ruleset
 
     @guarded
@@ -25,7 +25,7 @@ class GameApi(game_service_pb2_grpc.GameServiceServicer):
     ) -> game_service_pb2.GetStateResponse:
         player_id = _uuid(request.player_id, "player_id")
 
-        state = await current_state(self._pool, self._ruleset, player_id)
+        state = await current_state(self._pools.for_player(player_id), self._ruleset, player_id)
         return game_service_pb2.GetStateResponse(
             state_json=state.json, state_hash=state.hash, version=state.version
         )
@@ -37,7 +37,7 @@ class GameApi(game_service_pb2_grpc.GameServiceServicer):
         player_id = _uuid(request.player_id, "player_id")
         action_key = _uuid(request.action_id, "action_id")
 
-        result = await recorded_result(self._pool, player_id, action_key)
+        result = await recorded_result(self._pools.for_player(player_id), player_id, action_key)
         if result is None:
             return game_service_pb2.GetActionResultResponse(found=False)
         return game_service_pb2.GetActionResultResponse(found=True, result=result)

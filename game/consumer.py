@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import time
 
-import asyncpg
 import nats.aio.client
 import nats.errors
 import structlog
@@ -24,6 +23,7 @@ from game.board_writer import BoardWriter
 from game.config import GameSettings
 from game.rules.base import Ruleset
 from infra.names import Names
+from infra.shards import ShardPools
 from infra.streams import ensure_actions_stream
 
 log = structlog.get_logger(__name__)
@@ -48,7 +48,7 @@ class ActionConsumer:
         self,
         settings: GameSettings,
         nc: nats.aio.client.Client,
-        pool: asyncpg.Pool,
+        pools: ShardPools,
         ruleset: Ruleset,
         boards: BoardWriter,
     ) -> None:
@@ -56,7 +56,7 @@ class ActionConsumer:
         self._names = Names(settings.namespace)
         self._nc = nc
         self._js = nc.jetstream()
-        self._pool = pool
+        self._pools = pools
         self._ruleset = ruleset
         self._boards = boards
         self._sub = None
@@ -160,7 +160,8 @@ class ActionConsumer:
 
     async def _see_through(self, action: ActionMessage) -> None:
         """Everything that must happen before the ack, in the order that makes a retry safe."""
-        decision = await decide(self._pool, self._ruleset, action)
+        pool = self._pools.for_player(action.player_id)
+        decision = await decide(pool, self._ruleset, action)
 
         await self._boards.write(action.player_id, decision.scores)
 

@@ -10,7 +10,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import asyncpg
 import grpc
 import nats
 import redis.asyncio as aioredis
@@ -24,6 +23,7 @@ from game.consumer import ActionConsumer
 from game.rules import load_ruleset
 from infra.grpc_server import shutdown, start_server
 from infra.names import Names
+from infra.shards import ShardPools
 
 log = structlog.get_logger(__name__)
 
@@ -50,10 +50,8 @@ async def running(settings: GameSettings) -> AsyncIterator[RunningWorker]:
     names = Names(settings.namespace)
 
     async with contextlib.AsyncExitStack() as stack:
-        pool = await asyncpg.create_pool(
-            settings.postgres_dsn, min_size=1, max_size=_POOL_MAX_SIZE
-        )
-        stack.push_async_callback(pool.close)
+        pools = await ShardPools.open(settings.shard_dsns, min_size=1, max_size=_POOL_MAX_SIZE)
+        stack.push_async_callback(pools.close)
 
         redis = aioredis.from_url(settings.redis_url)
         stack.push_async_callback(redis.aclose)
@@ -61,11 +59,11 @@ async def running(settings: GameSettings) -> AsyncIterator[RunningWorker]:
         nc = await _connect_nats(settings)
         stack.push_async_callback(nc.drain)
 
-        consumer = ActionConsumer(settings, nc, pool, ruleset, BoardWriter(redis, nc, names))
+        consumer = ActionConsumer(settings, nc, pools, ruleset, BoardWriter(redis, nc, names))
         await consumer.open()
         stack.push_async_callback(consumer.close)
 
-        api = GameApi(pool, ruleset)
+        api = GameApi(pools, ruleset)
         server, port, health = await start_server(
             settings.game_listen, lambda server: add_game_service(server, api)
         )

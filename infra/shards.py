@@ -35,6 +35,11 @@ def new_player_id(shard: int) -> str:
     return str(uuid.UUID(bytes=bytes(raw)))
 
 
+def database_of(shard: int, databases: int) -> int:
+    """Index of the database holding a logical shard: contiguous, equal ranges."""
+    return shard * databases // LOGICAL_SHARDS
+
+
 class ShardPools:
     """One asyncpg pool per database, and the routing from a player or a name to its pool."""
 
@@ -53,15 +58,11 @@ class ShardPools:
             raise
         return cls(pools)
 
-    def database_of(self, shard: int) -> int:
-        """Index of the database holding a logical shard: contiguous, equal ranges."""
-        return shard * len(self._pools) // LOGICAL_SHARDS
-
     def for_player(self, player_id: str) -> asyncpg.Pool:
-        return self._pools[self.database_of(shard_of_player(player_id))]
+        return self._pools[database_of(shard_of_player(player_id), len(self._pools))]
 
     def for_username(self, username_key: str) -> asyncpg.Pool:
-        return self._pools[self.database_of(shard_of_username(username_key))]
+        return self._pools[database_of(shard_of_username(username_key), len(self._pools))]
 
     def __iter__(self) -> Iterator[asyncpg.Pool]:
         return iter(self._pools)

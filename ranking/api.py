@@ -3,7 +3,6 @@
 import uuid
 from datetime import UTC, datetime
 
-import asyncpg
 import grpc
 import nats.aio.client
 from podium.ranking.v1 import ranking_service_pb2 as pb
@@ -11,6 +10,7 @@ from podium.ranking.v1 import ranking_service_pb2_grpc
 
 from infra.boards import BOARDS, Board
 from infra.errors import PodiumError, guarded
+from infra.shards import ShardPools
 from ranking.board_store import BoardStore
 from ranking.feed import BoardFeed, Clock
 from ranking.rebuild import rebuild_board
@@ -26,13 +26,13 @@ class RankingApi(ranking_service_pb2_grpc.RankingServiceServicer):
         self,
         store: BoardStore,
         feed: BoardFeed,
-        pool: asyncpg.Pool,
+        pools: ShardPools,
         nc: nats.aio.client.Client,
         clock: Clock,
     ) -> None:
         self._store = store
         self._feed = feed
-        self._pool = pool
+        self._pools = pools
         self._nc = nc
         self._clock = clock
 
@@ -82,7 +82,7 @@ class RankingApi(ranking_service_pb2_grpc.RankingServiceServicer):
         board = _board(request.board)
         period = self._period(board, request.period)
 
-        rebuilt = await rebuild_board(self._pool, self._store, self._nc, board.id, period)
+        rebuilt = await rebuild_board(self._pools, self._store, self._nc, board.id, period)
         return pb.RebuildBoardResponse(members=rebuilt.members, seq=rebuilt.seq)
 
     def _period(self, board: Board, period: str) -> str:

@@ -15,6 +15,7 @@ from podium.ranking.v1 import ranking_pb2
 from redis.exceptions import RedisError
 
 from infra.names import Names
+from infra.shards import ShardPools
 
 log = structlog.get_logger(__name__)
 
@@ -59,9 +60,9 @@ class BoardView:
 class BoardStore:
     """Reads ranked slices of board ZSETs and replaces a whole board period atomically."""
 
-    def __init__(self, redis: aioredis.Redis, pool: asyncpg.Pool, names: Names) -> None:
+    def __init__(self, redis: aioredis.Redis, pools: ShardPools, names: Names) -> None:
         self._redis = redis
-        self._pool = pool
+        self._pools = pools
         self.names = names
         self._around = redis.register_script(_AROUND_SCRIPT)
 
@@ -174,17 +175,23 @@ class BoardStore:
         A name is decoration on a ranked entry: when Postgres cannot answer, the entry goes
         out with an empty name rather than failing the whole read.
         """
+        by_pool: dict[asyncpg.Pool, list[str]] = {}
+        for player_id in player_ids:
+            by_pool.setdefault(self._pools.for_player(player_id), []).append(player_id)
+
+        found = {}
         try:
-            rows = await self._pool.fetch(
-                "SELECT player_id::text, username FROM accounts"
-                " WHERE player_id = ANY($1::text[]::uuid[])",
-                player_ids,
-            )
+            for pool, ids in by_pool.items():
+                rows = await pool.fetch(
+                    "SELECT player_id::text, username FROM accounts"
+                    " WHERE player_id = ANY($1::text[]::uuid[])",
+                    ids,
+                )
+                found.update((row["player_id"], row["username"]) for row in rows)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("username_lookup_failed", players=len(player_ids), error=repr(exc))
             return {}
 
-        found = {row["player_id"]: row["username"] for row in rows}
         if found:
             try:
                 await self._redis.hset(self.names.usernames_key, mapping=found)

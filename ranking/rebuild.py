@@ -1,5 +1,6 @@
 """Recompute a board period in Redis from board_scores in Postgres, the source of truth."""
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -9,6 +10,7 @@ import nats.aio.client
 import structlog
 
 from infra.errors import PodiumError
+from infra.shards import ShardPools
 from ranking.board_store import BoardRow, BoardStore
 from ranking.feed import publish_change
 
@@ -37,7 +39,7 @@ class Rebuilt:
 
 
 async def rebuild_board(
-    pool: asyncpg.Pool,
+    pools: ShardPools,
     store: BoardStore,
     nc: nats.aio.client.Client,
     board: str,
@@ -45,14 +47,17 @@ async def rebuild_board(
 ) -> Rebuilt:
     """Replace the Redis board period with the Postgres rows, then announce the change.
 
-    The rows are read in one repeatable-read snapshot so that the rebuilt board is a state
-    Postgres actually held, not a mix of two moments.
+    Each shard database is read in one repeatable-read snapshot, so the rebuilt board holds
+    no half-applied action of any player (a player's rows all live on one database).
     """
-    async with (
-        pool.acquire() as conn,
-        conn.transaction(isolation="repeatable_read", readonly=True),
-    ):
-        members, seq = await store.replace(board, period, _chunks(conn, board, period))
+    async with contextlib.AsyncExitStack() as stack:
+        conns = []
+        for pool in pools:
+            conn = await stack.enter_async_context(pool.acquire())
+            snapshot = conn.transaction(isolation="repeatable_read", readonly=True)
+            await stack.enter_async_context(snapshot)
+            conns.append(conn)
+        members, seq = await store.replace(board, period, _chunks(conns, board, period))
 
     await publish_change(nc, store.names, board, period, seq)
     log.info("board_rebuilt", board=board, period=period, members=members, seq=seq)
@@ -60,11 +65,12 @@ async def rebuild_board(
 
 
 async def _chunks(
-    conn: asyncpg.Connection, board: str, period: str
+    conns: list[asyncpg.Connection], board: str, period: str
 ) -> AsyncIterator[list[BoardRow]]:
-    cursor = await conn.cursor(_ROWS, board, period)
-    while rows := await cursor.fetch(CHUNK_ROWS):
-        yield [_board_row(row) for row in rows]
+    for conn in conns:
+        cursor = await conn.cursor(_ROWS, board, period)
+        while rows := await cursor.fetch(CHUNK_ROWS):
+            yield [_board_row(row) for row in rows]
 
 
 def _board_row(row: asyncpg.Record) -> BoardRow:

@@ -5,7 +5,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import asyncpg
 import nats.aio.client
 import nats.errors
 import redis.asyncio as aioredis
@@ -14,6 +13,7 @@ from podium.ranking.v1 import ranking_service_pb2, ranking_service_pb2_grpc
 
 from infra.grpc_server import shutdown, start_server
 from infra.names import Names
+from infra.shards import ShardPools
 from ranking.api import RankingApi
 from ranking.board_store import BoardStore
 from ranking.config import RankingSettings
@@ -51,17 +51,17 @@ async def running(settings: RankingSettings, clock: Clock = now_ms) -> AsyncIter
     async with contextlib.AsyncExitStack() as stack:
         redis = aioredis.from_url(settings.redis_url, decode_responses=True)
         stack.push_async_callback(redis.aclose)
-        pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=POOL_SIZE)
-        stack.push_async_callback(pool.close)
+        pools = await ShardPools.open(settings.shard_dsns, min_size=1, max_size=POOL_SIZE)
+        stack.push_async_callback(pools.close)
         nc = await _connect_nats(settings.nats_url)
         stack.push_async_callback(_close_nats, nc)
 
-        store = BoardStore(redis, pool, names)
+        store = BoardStore(redis, pools, names)
         feed = BoardFeed(store, nc, settings.coalesce_ms, clock)
         await feed.start()
         stack.push_async_callback(feed.stop)
 
-        api = RankingApi(store, feed, pool, nc, clock)
+        api = RankingApi(store, feed, pools, nc, clock)
         server, port, health = await start_server(
             settings.ranking_listen, lambda srv: _add_ranking(srv, api)
         )
