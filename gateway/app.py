@@ -1,5 +1,7 @@
 """The gateway's aiohttp application: routes, and the connections it opens and closes."""
 
+import asyncio
+
 import structlog
 from aiohttp import WSCloseCode, web
 
@@ -8,6 +10,7 @@ from gateway.clients import connect
 from gateway.config import GatewaySettings
 from gateway.context import CONTEXT, Context
 from gateway.fanout import Fanout
+from gateway.sessions import follow_ended_sessions, sweep_ended_sessions
 from infra.names import Names
 from infra.streams import ensure_actions_stream
 
@@ -25,6 +28,9 @@ def build_app(settings: GatewaySettings) -> web.Application:
         [
             web.post("/v1/auth/register", rest.register),
             web.post("/v1/auth/login", rest.login),
+            web.post("/v1/auth/refresh", rest.refresh),
+            web.post("/v1/auth/logout", rest.logout),
+            web.get("/v1/me", rest.me),
             web.get("/v1/boards/{board}/top", rest.top),
             web.get("/v1/boards/{board}/around/{player_id}", rest.around),
             web.get("/v1/ws", ws.websocket),
@@ -40,10 +46,16 @@ def _connections(settings: GatewaySettings):
         clients = await connect(settings)
         await ensure_actions_stream(clients.js, names)
         fanout = Fanout(clients, settings.board_view_size)
-        app[CONTEXT] = Context(settings, names, clients, fanout)
+        context = app[CONTEXT] = Context(settings, names, clients, fanout)
+        ended = await follow_ended_sessions(clients.nc, names, context.sessions)
+        sweep = asyncio.create_task(
+            sweep_ended_sessions(clients, context.sessions, settings.session_sweep_seconds)
+        )
 
         yield
 
+        sweep.cancel()
+        await ended.unsubscribe()
         await fanout.close()
         await clients.close()
 

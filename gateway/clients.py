@@ -56,10 +56,28 @@ class Clients:
         request = auth_pb.RegisterRequest(username=username, password=password)
         return await self._call(stub.Register, request)
 
-    async def login(self, username: str, password: str) -> auth_pb.LoginResponse:
+    async def login(
+        self, username: str, password: str, client_address: str
+    ) -> auth_pb.LoginResponse:
         stub = auth_grpc.AuthServiceStub(self.channels["auth"])
-        request = auth_pb.LoginRequest(username=username, password=password)
+        request = auth_pb.LoginRequest(
+            username=username, password=password, client_address=client_address
+        )
         return await self._call(stub.Login, request)
+
+    async def refresh(self, refresh_token: str) -> auth_pb.RefreshResponse:
+        stub = auth_grpc.AuthServiceStub(self.channels["auth"])
+        request = auth_pb.RefreshRequest(refresh_token=refresh_token)
+        return await self._call(stub.Refresh, request)
+
+    async def logout(self, access_token: str) -> None:
+        stub = auth_grpc.AuthServiceStub(self.channels["auth"])
+        await self._call(stub.Logout, auth_pb.LogoutRequest(access_token=access_token))
+
+    async def ended_sessions(self, session_keys: list[str]) -> list[str]:
+        stub = auth_grpc.AuthServiceStub(self.channels["auth"])
+        request = auth_pb.EndedSessionsRequest(session_keys=session_keys)
+        return list((await self._call(stub.EndedSessions, request)).session_keys)
 
     async def validate_token(self, token: str) -> auth_pb.ValidateTokenResponse:
         stub = auth_grpc.AuthServiceStub(self.channels["auth"])

@@ -19,5 +19,9 @@ class GatewaySettings(CommonSettings):
     hard_frame_bytes: int = Field(1024 * 1024, ge=1024)
     # A client that sends this many bad frames is closed with 1008.
     max_bad_frames: int = Field(20, ge=1)
+    # How often open sessions are checked with auth, in case a revocation event was missed.
+    session_sweep_seconds: float = Field(30.0, gt=0)
+    # Proxies in front of the gateway that append to X-Forwarded-For; 0 trusts no header.
+    trusted_proxy_hops: int = Field(0, ge=0, le=5)
     # Entries per board stream; a subscriber's `limit` is a slice of it.
     board_view_size: int = Field(100, ge=1, le=100)

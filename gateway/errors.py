@@ -32,4 +32,7 @@ def error_response(status: int, code: str, message: str) -> web.Response:
 
 def podium_error_response(error: PodiumError) -> web.Response:
     """The HTTP answer for an error that a service (or the gateway) raised."""
-    return error_response(_HTTP_STATUS.get(error.status, 500), error.code, error.message)
+    response = error_response(_HTTP_STATUS.get(error.status, 500), error.code, error.message)
+    if error.retry_after_seconds is not None:
+        response.headers["Retry-After"] = str(max(1, error.retry_after_seconds))
+    return response

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from gateway.context import CONTEXT
 from gateway.errors import error_response, podium_error_response
+from gateway.identity import authenticate, bearer_token, client_address
 from infra.errors import PodiumError
 
 log = structlog.get_logger(__name__)
@@ -28,15 +29,32 @@ async def login(request: web.Request) -> web.Response:
     body = await _json_body(request)
     username, password = _string(body, "username"), _string(body, "password")
 
-    reply = await request.app[CONTEXT].clients.login(username, password)
-    return web.json_response(
-        {
-            "access_token": reply.access_token,
-            "refresh_token": reply.refresh_token,
-            "expires_in": reply.expires_in_seconds,
-            "player_id": reply.player_id,
-        }
-    )
+    clients = request.app[CONTEXT].clients
+    reply = await clients.login(username, password, client_address(request))
+    return web.json_response(_tokens_body(reply))
+
+
+async def refresh(request: web.Request) -> web.Response:
+    """POST /v1/auth/refresh {"refresh_token"} -> 200 with new tokens; the old one is spent."""
+    body = await _json_body(request)
+    refresh_token = _string(body, "refresh_token")
+
+    reply = await request.app[CONTEXT].clients.refresh(refresh_token)
+    return web.json_response(_tokens_body(reply))
+
+
+async def logout(request: web.Request) -> web.Response:
+    """POST /v1/auth/logout with the bearer token -> 204; the session ends everywhere."""
+    token = bearer_token(request)
+
+    await request.app[CONTEXT].clients.logout(token)
+    return web.Response(status=204)
+
+
+async def me(request: web.Request) -> web.Response:
+    """GET /v1/me with the bearer token -> who the session belongs to."""
+    identity = await authenticate(request)
+    return web.json_response({"player_id": identity.player_id, "username": identity.username})
 
 
 async def top(request: web.Request) -> web.Response:
@@ -88,6 +106,15 @@ _HTTP_CODES = {
     405: "METHOD_NOT_ALLOWED",
     413: "PAYLOAD_TOO_LARGE",
 }
+
+
+def _tokens_body(reply) -> dict:
+    return {
+        "access_token": reply.access_token,
+        "refresh_token": reply.refresh_token,
+        "expires_in": reply.expires_in_seconds,
+        "player_id": reply.player_id,
+    }
 
 
 def _board_body(reply) -> dict:

@@ -16,7 +16,7 @@ from nats.errors import Error as NatsError
 from podium.game.v1 import game_pb2
 
 from gateway.context import CONTEXT, Context
-from gateway.errors import error_response, podium_error_response
+from gateway.errors import podium_error_response
 from gateway.frames import (
     ActionFrame,
     FrameError,
@@ -25,6 +25,7 @@ from gateway.frames import (
     UnsubscribeFrame,
     parse_frame,
 )
+from gateway.identity import authenticate
 from gateway.outbox import Outbox
 from gateway.results import error_frame, result_frame, welcome_frame
 from infra.errors import PodiumError
@@ -41,12 +42,8 @@ RESULT_LOOKUP_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 async def websocket(request: web.Request) -> web.StreamResponse:
     """GET /v1/ws: refuse before the upgrade unless the bearer token names a live session."""
     context = request.app[CONTEXT]
-    token = _bearer(request)
-    if token is None:
-        return error_response(401, "MISSING_TOKEN", "an Authorization: Bearer token is required")
-
     try:
-        identity = await context.clients.validate_token(token)
+        identity = await authenticate(request)
         state = await context.clients.get_state(identity.player_id)
     except PodiumError as error:
         return podium_error_response(error)
@@ -59,13 +56,6 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     player = PlayerSocket(ws, context, identity.player_id, identity.session_key)
     await player.serve(welcome_frame(identity.player_id, state.state_json, state.state_hash))
     return ws
-
-
-def _bearer(request: web.Request) -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
 
 
 class PlayerSocket:
@@ -92,12 +82,14 @@ class PlayerSocket:
             names.result_subject(self.session_key), cb=self._on_result
         )
         writer = asyncio.create_task(self._write())
+        self.context.sessions.add(self.session_key, self.close)
         self._send(welcome)
         log.info("socket_opened", player_id=self.player_id, session_key=self.session_key)
 
         try:
             await self._read()
         finally:
+            self.context.sessions.remove(self.session_key, self.close)
             writer.cancel()
             for task in self._tasks:
                 task.cancel()
@@ -238,7 +230,11 @@ class PlayerSocket:
         if not self.outbox.put(frame):
             self._close(WSCloseCode.TRY_AGAIN_LATER, "reader too slow")
 
-    def _close(self, code: WSCloseCode, reason: str) -> None:
+    async def close(self, code: int, reason: str) -> None:
+        """Close from outside the read loop (session ended); the loop then ends by itself."""
+        self._close(code, reason)
+
+    def _close(self, code: int, reason: str) -> None:
         if self._closing is not None:
             return
         log.info("socket_closing", player_id=self.player_id, code=int(code), reason=reason)

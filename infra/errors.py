@@ -38,18 +38,26 @@ class PodiumError(Exception):
         code: str,
         message: str,
         status: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT,
+        retry_after_seconds: int | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+        # When set, the caller may try again after this many seconds (HTTP Retry-After).
+        self.retry_after_seconds = retry_after_seconds
 
 
 def to_rpc_status(error: PodiumError) -> grpc.Status:
     """Pack the error for context.abort_with_status."""
-    detail = any_pb2.Any()
-    detail.Pack(error_details_pb2.ErrorInfo(reason=error.code, domain=DOMAIN))
-    status = status_pb2.Status(code=error.status.value[0], message=error.message, details=[detail])
+    info = any_pb2.Any()
+    info.Pack(error_details_pb2.ErrorInfo(reason=error.code, domain=DOMAIN))
+    details = [info]
+    if error.retry_after_seconds is not None:
+        retry = any_pb2.Any()
+        retry.Pack(error_details_pb2.RetryInfo(retry_delay={"seconds": error.retry_after_seconds}))
+        details.append(retry)
+    status = status_pb2.Status(code=error.status.value[0], message=error.message, details=details)
     return rpc_status.to_status(status)
 
 
@@ -64,10 +72,12 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> PodiumError:
         if key != _DETAILS_KEY:
             continue
         status = status_pb2.Status.FromString(value)
-        for detail in status.details:
-            info = error_details_pb2.ErrorInfo()
-            if detail.Unpack(info) and info.domain == DOMAIN:
-                return PodiumError(info.reason, status.message, error.code())
+        info, retry = error_details_pb2.ErrorInfo(), error_details_pb2.RetryInfo()
+        has_info = any(detail.Unpack(info) for detail in status.details)
+        has_retry = any(detail.Unpack(retry) for detail in status.details)
+        if has_info and info.domain == DOMAIN:
+            retry_after = retry.retry_delay.seconds if has_retry else None
+            return PodiumError(info.reason, status.message, error.code(), retry_after)
 
     if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return PodiumError("UNAVAILABLE", "a service is unavailable; try again", error.code())

@@ -1,0 +1,42 @@
+"""Who is calling: the bearer token of a request and the client's address."""
+
+import grpc
+from aiohttp import web
+
+from gateway.context import CONTEXT
+from infra.errors import PodiumError
+
+MISSING_TOKEN = PodiumError(
+    "MISSING_TOKEN",
+    "an Authorization: Bearer token is required",
+    grpc.StatusCode.UNAUTHENTICATED,
+)
+
+
+def bearer_token(request: web.Request) -> str:
+    """The token of an `Authorization: Bearer <token>` header, or MISSING_TOKEN."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise MISSING_TOKEN
+    return token.strip()
+
+
+async def authenticate(request: web.Request):
+    """Validate the request's bearer token with auth; the session's identity or a PodiumError."""
+    return await request.app[CONTEXT].clients.validate_token(bearer_token(request))
+
+
+def client_address(request: web.Request) -> str:
+    """The address login limits count against: the peer, or the one a trusted proxy saw.
+
+    Each trusted proxy appends the address it received from to X-Forwarded-For, so the entry
+    `hops` from the end is the last one that no client could have forged.
+    """
+    hops = request.app[CONTEXT].settings.trusted_proxy_hops
+    if hops:
+        forwarded = [
+            part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",")
+        ]
+        if len(forwarded) >= hops and forwarded[-hops]:
+            return forwarded[-hops]
+    return request.remote or ""
