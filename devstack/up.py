@@ -2,7 +2,8 @@
 
 Prepares what the services expect to exist (database schema, JetStream stream), starts auth,
 ranking, the game workers and the gateway as child processes whose JSON log lines share this
-terminal, and waits until the gateway's /healthz says every dependency answers.
+terminal, waits until the gateway's /healthz says every dependency answers, and restarts a
+service that exits on its own.
 """
 
 import asyncio
@@ -22,6 +23,10 @@ from infra.streams import ensure_actions_stream
 log = structlog.get_logger(__name__)
 
 STOP_GRACE_SECONDS = 10.0
+RESTART_PAUSE_SECONDS = 1.0
+# A service that exits more often than this within the window is given up on, with the stack.
+MAX_RESTARTS = 5
+RESTART_WINDOW_SECONDS = 60.0
 
 
 def service_commands(settings: StackSettings) -> list[tuple[str, dict[str, str]]]:
@@ -60,57 +65,85 @@ async def prepare(settings: StackSettings) -> None:
 
 
 async def run(settings: StackSettings) -> int:
-    """Run the stack until SIGINT/SIGTERM or until a service dies; return an exit code."""
+    """Run the stack until SIGINT/SIGTERM, or until a service keeps dying; return an exit code."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
     await prepare(settings)
-    children = [await _spawn(module, extra) for module, extra in service_commands(settings)]
+    failed = asyncio.Event()
+    services = [Service(module, extra) for module, extra in service_commands(settings)]
+    keepers = [asyncio.create_task(service.keep_running(stop, failed)) for service in services]
     url = f"http://{settings.http_host}:{settings.http_port}"
     try:
-        return await _supervise(settings, children, url, stop)
+        return await _supervise(settings, url, stop, failed)
     finally:
-        await _stop_all(children)
+        stop.set()
+        await _stop_all(services)
+        await asyncio.gather(*keepers, return_exceptions=True)
 
 
-async def _spawn(module: str, extra: dict[str, str]) -> asyncio.subprocess.Process:
-    env = {**os.environ, **extra}
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", module, env=env)
-    log.info("service_started", service=module, pid=process.pid)
-    return process
+class Service:
+    """One child process of the stack, restarted when it exits on its own.
+
+    Restarting is what a process supervisor (or Kubernetes) would do, and it lets a developer,
+    or a test, stop one service and watch the rest carry on.
+    """
+
+    process: asyncio.subprocess.Process | None
+
+    def __init__(self, module: str, extra: dict[str, str]) -> None:
+        self.module = module
+        self._env = {**os.environ, **extra}
+        self.process = None
+        self._starts: list[float] = []
+
+    async def keep_running(self, stop: asyncio.Event, failed: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            self._starts = [t for t in self._starts if loop.time() - t < RESTART_WINDOW_SECONDS]
+            if len(self._starts) > MAX_RESTARTS:
+                log.error("service_keeps_dying", service=self.module)
+                failed.set()
+                return
+
+            self._starts.append(loop.time())
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", self.module, env=self._env
+            )
+            log.info("service_started", service=self.module, pid=self.process.pid)
+            code = await self.process.wait()
+            if not stop.is_set():
+                log.warning("service_exited", service=self.module, code=code)
+                await asyncio.sleep(RESTART_PAUSE_SECONDS)
 
 
-async def _supervise(settings, children, url: str, stop: asyncio.Event) -> int:
-    died = asyncio.create_task(_first_exit(children))
+async def _supervise(settings, url: str, stop: asyncio.Event, failed: asyncio.Event) -> int:
     ready = asyncio.create_task(_wait_healthy(url, settings.ready_timeout_seconds))
-    stopped = asyncio.create_task(stop.wait())
-    tasks = {died, ready, stopped}
+    ended = asyncio.create_task(_first_set(stop, failed))
 
-    done, _ = await asyncio.wait({died, ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    done, _ = await asyncio.wait({ready, ended}, return_when=asyncio.FIRST_COMPLETED)
     if ready in done and ready.result():
         log.info("podium_ready", url=url)
         print(f"Podium is up: {url}  (Ctrl-C stops it)", file=sys.stderr, flush=True)
-        done, _ = await asyncio.wait({died, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        await ended
+    ready.cancel()
+    ended.cancel()
 
-    for task in tasks:
-        task.cancel()
-    if stopped in done:
-        return 0
-    if died in done:
-        log.error("service_died", pid=died.result())
-    else:
+    if failed.is_set():
+        return 1
+    if not stop.is_set():
         log.error("not_ready", url=url, timeout=settings.ready_timeout_seconds)
-    return 1
+        return 1
+    return 0
 
 
-async def _first_exit(children: list[asyncio.subprocess.Process]) -> int:
-    waits = [asyncio.create_task(child.wait()) for child in children]
-    done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+async def _first_set(*events: asyncio.Event) -> None:
+    waits = [asyncio.create_task(event.wait()) for event in events]
+    _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     for task in pending:
         task.cancel()
-    return children[waits.index(next(iter(done)))].pid
 
 
 async def _wait_healthy(url: str, timeout: float) -> bool:
@@ -127,19 +160,19 @@ async def _wait_healthy(url: str, timeout: float) -> bool:
     return False
 
 
-async def _stop_all(children: list[asyncio.subprocess.Process]) -> None:
+async def _stop_all(services: list[Service]) -> None:
     """SIGTERM everything still running, gateway first; SIGKILL what outlives the grace."""
-    for child in reversed(children):
-        if child.returncode is None:
-            child.send_signal(signal.SIGTERM)
+    running = [s.process for s in reversed(services) if s.process and s.process.returncode is None]
+    for process in running:
+        process.send_signal(signal.SIGTERM)
     try:
         await asyncio.wait_for(
-            asyncio.gather(*(child.wait() for child in children)), STOP_GRACE_SECONDS
+            asyncio.gather(*(process.wait() for process in running)), STOP_GRACE_SECONDS
         )
     except TimeoutError:
-        for child in children:
-            if child.returncode is None:
-                log.warning("service_killed", pid=child.pid)
-                child.kill()
-        await asyncio.gather(*(child.wait() for child in children))
+        for process in running:
+            if process.returncode is None:
+                log.warning("service_killed", pid=process.pid)
+                process.kill()
+        await asyncio.gather(*(process.wait() for process in running))
     log.info("podium_stopped")
