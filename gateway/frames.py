@@ -4,7 +4,7 @@ Parsing is pure: a frame becomes a typed request or a FrameError carrying a stab
 when the frame had one, the client's "id" so that the error can be matched to its request.
 """
 
-import uuid
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,16 +17,25 @@ MAX_ACTION_NAME_CHARS = 64
 MAX_HASH_CHARS = 128
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 10
+# The canonical 8-4-4-4-12 text of a UUID; either case, since some platforms print upper case.
+_UUID_TEXT = re.compile("-".join(f"[0-9a-fA-F]{{{n}}}" for n in (8, 4, 4, 4, 12)))
 
 
 class FrameError(Exception):
-    """A frame the gateway will not act on; answered with an error frame."""
+    """A frame the gateway will not act on; answered with an error frame.
 
-    def __init__(self, code: str, message: str, frame_id: Any = None) -> None:
+    `violation` is False for a well-formed frame that cannot be served right now (too many
+    pending actions, queue unavailable): those never count toward closing the socket.
+    """
+
+    def __init__(
+        self, code: str, message: str, frame_id: Any = None, violation: bool = True
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.frame_id = frame_id
+        self.violation = violation
 
 
 @dataclass(frozen=True)
@@ -113,10 +122,8 @@ def _parse_action(fields: _Fields) -> ActionFrame:
     state_hash = fields.get("state_hash", str)
     ts = fields.get("ts", int, required=False)
 
-    try:
-        action_id = str(uuid.UUID(action_id))
-    except ValueError:
-        raise FrameError("INVALID_FIELD", "'action_id' must be a UUID", fields.frame_id) from None
+    if not _UUID_TEXT.fullmatch(action_id):
+        raise FrameError("INVALID_FIELD", "'action_id' must be a UUID", fields.frame_id)
     if not 0 < len(action) <= MAX_ACTION_NAME_CHARS:
         raise FrameError("INVALID_FIELD", "'action' must be 1-64 characters", fields.frame_id)
     if len(state_hash) > MAX_HASH_CHARS:
@@ -128,9 +135,11 @@ def _parse_action(fields: _Fields) -> ActionFrame:
 
 def _parse_subscribe(fields: _Fields) -> SubscribeFrame:
     board = _board(fields)
-    view = fields.get("view", str, required=False) or "top"
+    view = fields.get("view", str, required=False)
     limit = fields.get("limit", int, required=False)
 
+    if view is None:
+        view = "top"
     if view != "top":
         raise FrameError("UNSUPPORTED_VIEW", "only the 'top' view is available", fields.frame_id)
     if limit is None:

@@ -102,6 +102,7 @@ async def errors_as_json(request: web.Request, handler) -> web.StreamResponse:
 
 
 _HTTP_CODES = {
+    400: "BAD_REQUEST",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     413: "PAYLOAD_TOO_LARGE",
@@ -135,7 +136,11 @@ def _board_body(reply) -> dict:
 
 
 async def _json_body(request: web.Request) -> dict:
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except web.RequestPayloadError:
+        # A body that does not decode as its Content-Encoding claims.
+        raise PodiumError("INVALID_BODY", "the request body could not be decoded") from None
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -157,6 +162,7 @@ def _int_query(request: web.Request, name: str, default: int, code: str) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or len(raw) > 6:
+    # isdigit() alone would let "²" and other non-ASCII digits through to int().
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6:
         raise PodiumError(code, f"'{name}' must be a small non-negative integer")
     return int(raw)

@@ -16,7 +16,7 @@ from nats.errors import Error as NatsError
 from podium.game.v1 import game_pb2
 
 from gateway.context import CONTEXT, Context
-from gateway.errors import podium_error_response
+from gateway.errors import error_response, podium_error_response
 from gateway.frames import (
     ActionFrame,
     FrameError,
@@ -42,15 +42,18 @@ RESULT_LOOKUP_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 async def websocket(request: web.Request) -> web.StreamResponse:
     """GET /v1/ws: refuse before the upgrade unless the bearer token names a live session."""
     context = request.app[CONTEXT]
+    ws = web.WebSocketResponse(
+        heartbeat=HEARTBEAT_SECONDS, max_msg_size=context.settings.hard_frame_bytes
+    )
+    if not ws.can_prepare(request).ok:
+        return error_response(426, "UPGRADE_REQUIRED", "this route takes a WebSocket upgrade")
+
     try:
         identity = await authenticate(request)
         state = await context.clients.get_state(identity.player_id)
     except PodiumError as error:
         return podium_error_response(error)
 
-    ws = web.WebSocketResponse(
-        heartbeat=HEARTBEAT_SECONDS, max_msg_size=context.settings.hard_frame_bytes
-    )
     await ws.prepare(request)
     context.sockets.add(ws)
     player = PlayerSocket(ws, context, identity.player_id, identity.session_key)
@@ -70,8 +73,9 @@ class PlayerSocket:
         self.session_key = session_key
         self.outbox = Outbox()
         self.boards: set[str] = set()
-        # action_id -> the frame ids of every request waiting for that action's result.
-        self.pending: dict[str, list[Any]] = {}
+        # Canonical action_id -> (frame id, action_id as the client spelled it) of every
+        # request waiting for that action's result.
+        self.pending: dict[str, list[tuple[Any, str]]] = {}
         self.bad_frames = 0
         self._tasks: set[asyncio.Task] = set()
         self._closing: asyncio.Task | None = None
@@ -100,6 +104,9 @@ class PlayerSocket:
 
     async def _read(self) -> None:
         async for message in self.ws:
+            if self._closing is not None:
+                # Closing already: the rest of what the client sent is not read for effect.
+                continue
             if message.type == WSMsgType.TEXT:
                 await self._on_text(message.data)
             elif message.type == WSMsgType.BINARY:
@@ -133,20 +140,26 @@ class PlayerSocket:
             self._refuse(error)
 
     def _refuse(self, error: FrameError) -> None:
-        """Answer a bad frame; a client that keeps sending them is closed (1008)."""
-        self.bad_frames += 1
+        """Answer a frame with an error; a client that keeps breaking the protocol is closed."""
         log.info("frame_refused", player_id=self.player_id, code=error.code)
         self._send(error_frame(error.code, error.message, error.frame_id))
+        if not error.violation:
+            return
+
+        self.bad_frames += 1
         if self.bad_frames >= self.context.settings.max_bad_frames:
             self._close(WSCloseCode.POLICY_VIOLATION, "too many bad frames")
 
     async def _act(self, frame: ActionFrame) -> None:
-        if frame.action_id not in self.pending and len(self.pending) >= MAX_PENDING_ACTIONS:
-            raise FrameError("TOO_MANY_PENDING", "wait for results first", frame.frame_id)
+        action_id = frame.action_id.lower()
+        if action_id not in self.pending and len(self.pending) >= MAX_PENDING_ACTIONS:
+            raise FrameError(
+                "TOO_MANY_PENDING", "wait for results first", frame.frame_id, violation=False
+            )
 
         names = self.context.names
         action = game_pb2.Action(
-            action_id=frame.action_id,
+            action_id=action_id,
             player_id=self.player_id,
             session_key=self.session_key,
             name=frame.action,
@@ -155,25 +168,26 @@ class PlayerSocket:
             client_ts_ms=frame.ts,
             received_ts_ms=int(time.time() * 1000),
         )
-        self.pending.setdefault(frame.action_id, []).append(frame.frame_id)
+        self.pending.setdefault(action_id, []).append((frame.frame_id, frame.action_id))
         try:
             ack = await self.context.clients.js.publish(
                 names.action_subject(self.player_id),
                 action.SerializeToString(),
                 timeout=PUBLISH_TIMEOUT_SECONDS,
-                headers={"Nats-Msg-Id": names.action_msg_id(self.player_id, frame.action_id)},
+                headers={"Nats-Msg-Id": names.action_msg_id(self.player_id, action_id)},
             )
         except (NatsError, TimeoutError) as error:
-            self.pending.pop(frame.action_id, None)
-            log.warning("action_not_queued", action_id=frame.action_id, error=repr(error))
+            self.pending.pop(action_id, None)
+            log.warning("action_not_queued", action_id=action_id, error=repr(error))
             raise FrameError(
                 "ACTION_NOT_ACCEPTED",
                 "the action could not be queued; retry with the same action_id",
                 frame.frame_id,
+                violation=False,
             ) from None
 
         if ack.duplicate:
-            self._spawn(self._recover_result(frame.action_id))
+            self._spawn(self._recover_result(action_id))
 
     async def _recover_result(self, action_id: str) -> None:
         """JetStream dropped a repeated id, so no worker will answer it: ask for the first."""
@@ -200,7 +214,8 @@ class PlayerSocket:
         self._answer(result)
 
     def _answer(self, result: game_pb2.ActionResult) -> None:
-        for frame_id in self.pending.pop(result.action_id, ()):
+        for frame_id, sent_as in self.pending.pop(result.action_id.lower(), ()):
+            result.action_id = sent_as
             self._send(result_frame(result, frame_id))
 
     def _subscribe(self, frame: SubscribeFrame) -> None:

@@ -168,6 +168,24 @@ async def test_rest_edges_answer_with_protocol_errors(http, stack):
     assert (bad_method.status, bad_method.code) == (405, "METHOD_NOT_ALLOWED")
 
 
+async def test_a_body_that_is_not_what_its_encoding_claims_is_refused(http, stack):
+    headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+
+    error = await _rest_error(
+        http, stack, "POST", "/v1/auth/login", data=b'{"username": "a"}', headers=headers
+    )
+
+    assert (error.status, error.code) == (400, "INVALID_BODY")
+
+
+async def test_the_websocket_route_without_an_upgrade_says_so(http, stack):
+    async with http.get(stack.url + "/v1/ws") as reply:
+        body = await reply.json()
+
+    assert reply.status == 426
+    assert body["error"]["code"] == "UPGRADE_REQUIRED"
+
+
 @pytest.mark.parametrize(
     ("path", "status", "code"),
     [
@@ -175,6 +193,7 @@ async def test_rest_edges_answer_with_protocol_errors(http, stack):
         ("/v1/boards/global/top?limit=abc", 400, "INVALID_LIMIT"),
         ("/v1/boards/global/top?limit=0", 400, "INVALID_LIMIT"),
         ("/v1/boards/global/top?limit=101", 400, "INVALID_LIMIT"),
+        ("/v1/boards/global/top?limit=%C2%B2", 400, "INVALID_LIMIT"),
         ("/v1/boards/daily/top?period=yesterday", 400, "INVALID_PERIOD"),
         ("/v1/boards/global/around/not-a-uuid", 400, "INVALID_PLAYER_ID"),
         (f"/v1/boards/global/around/{uuid.uuid4()}", 404, "PLAYER_NOT_RANKED"),
@@ -215,10 +234,16 @@ async def test_websocket_without_a_valid_token_is_refused_before_upgrade(
     http, stack, header, code
 ):
     headers = {} if header is None else {"Authorization": header}
+    upgrade = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
 
     with pytest.raises(aiohttp.WSServerHandshakeError) as caught:
         await http.ws_connect(stack.url + "/v1/ws", headers=headers)
-    async with http.get(stack.url + "/v1/ws", headers=headers) as reply:
+    async with http.get(stack.url + "/v1/ws", headers=headers | upgrade) as reply:
         body = await reply.json()
 
     assert caught.value.status == 401

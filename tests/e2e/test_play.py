@@ -46,6 +46,19 @@ async def test_two_players_get_their_results_and_the_same_ranked_board(players):
     assert seen_by_alice["entries"][0]["username"] == alice.username
 
 
+async def test_an_action_id_in_upper_case_is_echoed_as_sent_and_counts_once(players):
+    player = await players()
+    action_id = str(uuid.uuid4()).upper()
+
+    await player.act("score", {"points": 7}, action_id=action_id)
+    first = await player.result(action_id)
+    await player.act("score", {"points": 7}, action_id=action_id.lower())
+    again = await player.result(action_id.lower())
+
+    assert first["status"] == "applied" and first["score"] == 7
+    assert again["score"] == 7 and again["state_hash"] == first["state_hash"]
+
+
 async def test_rest_reads_agree_with_the_pushed_ranks(players):
     leader, runner_up = await players(), await players()
     await _play(leader, 900)

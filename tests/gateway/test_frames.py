@@ -28,12 +28,12 @@ def _action(**fields) -> str:
     return orjson.dumps({k: v for k, v in frame.items() if v is not None}).decode()
 
 
-def test_action_frame_is_parsed_with_a_canonical_action_id():
-    action_id = uuid.uuid4()
+def test_action_frame_keeps_the_action_id_as_the_client_spelled_it():
+    action_id = str(uuid.uuid4()).upper()
 
-    frame = parse_frame(_action(action_id=str(action_id).upper(), id="a1"))
+    frame = parse_frame(_action(action_id=action_id, id="a1"))
 
-    assert frame == ActionFrame("a1", str(action_id), "score", {"points": 5}, "abc", 1)
+    assert frame == ActionFrame("a1", action_id, "score", {"points": 5}, "abc", 1)
 
 
 def test_action_params_and_ts_are_optional():
@@ -72,6 +72,9 @@ def test_unsubscribe_and_ping_are_parsed():
         (_action(state_hash=None), "MISSING_FIELD"),
         (_action(action_id=7), "INVALID_FIELD"),
         (_action(action_id="not-a-uuid"), "INVALID_FIELD"),
+        (_action(action_id="{%s}" % uuid.uuid4()), "INVALID_FIELD"),
+        (_action(action_id=uuid.uuid4().hex), "INVALID_FIELD"),
+        (_action(action_id="urn:uuid:%s" % uuid.uuid4()), "INVALID_FIELD"),
         (_action(action=""), "INVALID_FIELD"),
         (_action(action="a" * 65), "INVALID_FIELD"),
         (_action(params=[1]), "INVALID_FIELD"),
@@ -85,6 +88,7 @@ def test_unsubscribe_and_ping_are_parsed():
         ('{"type": "subscribe", "board": "global", "limit": 101}', "INVALID_FIELD"),
         ('{"type": "subscribe", "board": "global", "limit": 2.0}', "INVALID_FIELD"),
         ('{"type": "subscribe", "board": "global", "view": "around"}', "UNSUPPORTED_VIEW"),
+        ('{"type": "subscribe", "board": "global", "view": ""}', "UNSUPPORTED_VIEW"),
         ('{"type": "unsubscribe"}', "MISSING_FIELD"),
     ],
 )
