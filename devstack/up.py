@@ -104,7 +104,7 @@ class Service:
         while not stop.is_set():
             self._starts = [t for t in self._starts if loop.time() - t < RESTART_WINDOW_SECONDS]
             if len(self._starts) > MAX_RESTARTS:
-                log.error("service_keeps_dying", service=self.module)
+                log.error("service_keeps_dying", name=self.module)
                 failed.set()
                 return
 
@@ -112,10 +112,10 @@ class Service:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", self.module, env=self._env
             )
-            log.info("service_started", service=self.module, pid=self.process.pid)
+            log.info("service_started", name=self.module, pid=self.process.pid)
             code = await self.process.wait()
             if not stop.is_set():
-                log.warning("service_exited", service=self.module, code=code)
+                log.warning("service_exited", name=self.module, code=code)
                 await asyncio.sleep(RESTART_PAUSE_SECONDS)
 
 

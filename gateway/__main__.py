@@ -27,6 +27,7 @@ async def main() -> None:
     await stop.wait()
     log.info("stopping")
     await runner.cleanup()
+    log.info("stopped")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 if [ ! -x .venv/bin/python ]; then
+  echo "setting up: virtualenv and dependencies (about a minute on first run)"
   python3 -m venv .venv
 fi
 stamp=.venv/.installed
