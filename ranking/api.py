@@ -72,13 +72,7 @@ class RankingApi(ranking_service_pb2_grpc.RankingServiceServicer):
 
         async with self._feed.watch(board, request.limit) as watcher:
             while (view := await watcher.next()) is not None:
-                try:
-                    await context.write(view)
-                except Exception:
-                    # A watcher that hung up mid-write is the normal end of a watch.
-                    if context.cancelled() or context.done():
-                        return
-                    raise
+                await context.write(view)
 
     @guarded
     async def RebuildBoard(
