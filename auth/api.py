@@ -1,76 +1,80 @@
 """gRPC handlers of podium.auth.v1.AuthService: call the core, translate its errors."""
 
-from dataclasses import dataclass
-
 import grpc
-from podium.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
+from podium.auth.v1 import auth_service_pb2 as pb
+from podium.auth.v1 import auth_service_pb2_grpc
 
-from auth import core
-from auth.passwords import Passwords
-from auth.sessions import Sessions
-from auth.store import Accounts
-from auth.tokens import Tokens
+from auth import core, revocation
+from auth.core import Deps
 from infra.errors import guarded
 
-SERVICE_NAME = auth_service_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
-
-
-@dataclass(frozen=True)
-class AuthDeps:
-    """Everything the handlers hand to the core functions."""
-
-    accounts: Accounts
-    passwords: Passwords
-    sessions: Sessions
-    tokens: Tokens
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AuthService"].full_name
 
 
 class AuthApi(auth_service_pb2_grpc.AuthServiceServicer):
     """The AuthService servicer."""
 
-    def __init__(self, deps: AuthDeps) -> None:
+    def __init__(self, deps: Deps) -> None:
         self._deps = deps
 
     @guarded
     async def Register(self, request, context):
-        deps = self._deps
-        player_id = await core.register(
-            request.username, request.password, deps.accounts, deps.passwords, deps.sessions
-        )
-        return auth_service_pb2.RegisterResponse(player_id=player_id)
+        player_id = await core.register(self._deps, request.username, request.password)
+        return pb.RegisterResponse(player_id=player_id)
 
     @guarded
     async def Login(self, request, context):
-        deps = self._deps
-        result = await core.login(
-            request.username,
-            request.password,
-            deps.accounts,
-            deps.passwords,
-            deps.sessions,
-            deps.tokens,
+        tokens = await core.login(
+            self._deps, request.username, request.password, request.client_address
         )
-        return auth_service_pb2.LoginResponse(
-            access_token=result.access_token,
-            refresh_token=result.refresh_token,
-            expires_in_seconds=result.expires_in_seconds,
-            player_id=result.player_id,
-        )
+        return pb.LoginResponse(**_tokens_fields(tokens))
+
+    @guarded
+    async def Refresh(self, request, context):
+        tokens = await core.refresh(self._deps, request.refresh_token)
+        return pb.RefreshResponse(**_tokens_fields(tokens))
 
     @guarded
     async def ValidateToken(self, request, context):
-        claims = await core.validate_token(
-            request.access_token, self._deps.tokens, self._deps.sessions
-        )
-        return auth_service_pb2.ValidateTokenResponse(
+        claims = await core.validate_token(self._deps, request.access_token)
+        return pb.ValidateTokenResponse(
             player_id=claims.player_id,
             session_key=claims.session_key,
             username=claims.username,
             expires_at_unix=claims.expires_at,
         )
 
+    @guarded
+    async def Logout(self, request, context):
+        await revocation.logout(self._deps, request.access_token)
+        return pb.LogoutResponse()
 
-def add_to_server(server: grpc.aio.Server, deps: AuthDeps) -> list[str]:
+    @guarded
+    async def BanPlayer(self, request, context):
+        ended = await revocation.ban(self._deps, request.player_id)
+        return pb.BanPlayerResponse(sessions_ended=ended)
+
+    @guarded
+    async def UnbanPlayer(self, request, context):
+        await revocation.unban(self._deps, request.player_id)
+        return pb.UnbanPlayerResponse()
+
+    @guarded
+    async def EndedSessions(self, request, context):
+        ended = await revocation.ended_sessions(self._deps, list(request.session_keys))
+        return pb.EndedSessionsResponse(session_keys=ended)
+
+
+def _tokens_fields(tokens: core.SessionTokens) -> dict:
+    return {
+        "access_token": tokens.access_token,
+        "refresh_token": tokens.refresh_token,
+        "expires_in_seconds": tokens.expires_in_seconds,
+        "player_id": tokens.player_id,
+    }
+
+
+def add_to_server(server: grpc.aio.Server, deps: Deps) -> list[str]:
     """Register the servicer; return its full name for health and reflection."""
     auth_service_pb2_grpc.add_AuthServiceServicer_to_server(AuthApi(deps), server)
     return [SERVICE_NAME]

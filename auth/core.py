@@ -1,4 +1,4 @@
-"""Register, login and token validation, as plain functions over the stores they are given.
+"""Register, login, refresh and token validation, as plain functions over the stores in Deps.
 
 Each failure a client can cause raises a PodiumError with a stable code and a fixed sentence;
 the gRPC layer only translates it.
@@ -6,16 +6,17 @@ the gRPC layer only translates it.
 
 import re
 import unicodedata
-import uuid
 from dataclasses import dataclass
 
 import grpc
 import structlog
 from redis.exceptions import RedisError
 
+from auth.announcer import Announcer
+from auth.limits import LoginLimiter
 from auth.passwords import Passwords
-from auth.sessions import Sessions
-from auth.store import Accounts, UsernameTaken
+from auth.sessions import Rotation, Sessions
+from auth.store import Accounts, UsernameTaken, username_key
 from auth.tokens import AccessClaims, InvalidToken, Tokens
 from infra.errors import PodiumError
 
@@ -27,8 +28,20 @@ _USERNAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 @dataclass(frozen=True)
-class LoginResult:
-    """The tokens of a new session."""
+class Deps:
+    """The stores and helpers every auth operation works through."""
+
+    accounts: Accounts
+    passwords: Passwords
+    sessions: Sessions
+    tokens: Tokens
+    limiter: LoginLimiter
+    announcer: Announcer
+
+
+@dataclass(frozen=True)
+class SessionTokens:
+    """The tokens of a session, from a login or a refresh."""
 
     access_token: str
     refresh_token: str
@@ -58,6 +71,21 @@ def invalid_credentials() -> PodiumError:
     )
 
 
+def login_rate_limited(retry_after: int) -> PodiumError:
+    return PodiumError(
+        "LOGIN_RATE_LIMITED",
+        "too many failed logins; try again later",
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        retry_after_seconds=retry_after,
+    )
+
+
+def account_banned() -> PodiumError:
+    return PodiumError(
+        "ACCOUNT_BANNED", "this account is banned", grpc.StatusCode.PERMISSION_DENIED
+    )
+
+
 def invalid_token() -> PodiumError:
     return PodiumError("INVALID_TOKEN", "invalid access token", grpc.StatusCode.UNAUTHENTICATED)
 
@@ -66,9 +94,32 @@ def session_ended() -> PodiumError:
     return PodiumError("SESSION_ENDED", "session has ended", grpc.StatusCode.UNAUTHENTICATED)
 
 
+def invalid_refresh_token() -> PodiumError:
+    return PodiumError(
+        "INVALID_REFRESH_TOKEN", "invalid refresh token", grpc.StatusCode.UNAUTHENTICATED
+    )
+
+
+def refresh_token_reused() -> PodiumError:
+    return PodiumError(
+        "REFRESH_TOKEN_REUSED",
+        "refresh token was already used; the session has ended",
+        grpc.StatusCode.UNAUTHENTICATED,
+    )
+
+
 def is_valid_username(username: str) -> bool:
     # The length test comes first so that an oversized name costs nothing more to refuse.
     return USERNAME_MIN <= len(username) <= USERNAME_MAX and bool(_USERNAME.fullmatch(username))
+
+
+def normalized_password(password: str) -> str:
+    """The password as hashed: NFC, so that "é" typed as one code point or as two is the same.
+
+    Only an oversized input is cut short here, and only to bound the cost of normalizing it;
+    the length check that follows refuses it either way.
+    """
+    return unicodedata.normalize("NFC", password[: PASSWORD_MAX * 4])
 
 
 def is_valid_password(password: str) -> bool:
@@ -77,78 +128,112 @@ def is_valid_password(password: str) -> bool:
     return not any(unicodedata.category(char) == "Cc" for char in password)
 
 
-async def register(
-    username: str,
-    password: str,
-    accounts: Accounts,
-    passwords: Passwords,
-    sessions: Sessions,
-) -> str:
+async def register(deps: Deps, username: str, password: str) -> str:
     """Create an account and return its new player id."""
     if not is_valid_username(username):
         raise invalid_username()
+    password = normalized_password(password)
     if not is_valid_password(password):
         raise invalid_password()
 
-    player_id = str(uuid.uuid4())
-    password_hash = await passwords.hash(password)
+    password_hash = await deps.passwords.hash(password)
     try:
-        await accounts.insert(player_id, username, password_hash)
+        player_id = await deps.accounts.insert(username, password_hash)
     except UsernameTaken:
         raise username_taken() from None
 
     # Postgres holds the account now; ranking refills a missing name from it, so a Redis
     # failure here must not turn a created account into an error the client would retry.
     try:
-        await sessions.remember_username(player_id, username)
+        await deps.sessions.remember_username(player_id, username)
     except RedisError:
         log.warning("username_not_cached", player_id=player_id, exc_info=True)
     log.info("account_registered", player_id=player_id)
     return player_id
 
 
-async def login(
-    username: str,
-    password: str,
-    accounts: Accounts,
-    passwords: Passwords,
-    sessions: Sessions,
-    tokens: Tokens,
-) -> LoginResult:
-    """Check the credentials and open a session; unknown users and wrong passwords look alike."""
+async def login(deps: Deps, username: str, password: str, address: str) -> SessionTokens:
+    """Check the credentials and open a session; unknown users and wrong passwords look alike.
+
+    Failures count against the name and the address before anything else is looked at, and a
+    locked-out name is refused without a look at its password.
+    """
+    well_formed = is_valid_username(username)
+    key = username_key(username) if well_formed else ""
+    retry_after = await deps.limiter.retry_after(key, address)
+    if retry_after:
+        log.warning("login_throttled", retry_after=retry_after)
+        raise login_rate_limited(retry_after)
+
+    password = normalized_password(password)
     # No account can hold such a name or password, so refuse before spending a hash on it.
-    if not is_valid_username(username) or not 0 < len(password) <= PASSWORD_MAX:
+    if not well_formed or not 0 < len(password) <= PASSWORD_MAX:
+        await deps.limiter.failed(key, address)
         raise invalid_credentials()
 
-    account = await accounts.find(username)
+    account = await deps.accounts.find(username)
     if account is None:
-        await passwords.verify_dummy(password)
-        log.warning("login_refused", reason="unknown_user")
-        raise invalid_credentials()
-    if not await passwords.verify(account.password_hash, password):
-        log.warning("login_refused", reason="wrong_password", player_id=account.player_id)
+        await deps.passwords.verify_dummy(password)
+    if account is None or not await deps.passwords.verify(account.password_hash, password):
+        await deps.limiter.failed(key, address)
+        reason = "unknown_user" if account is None else "wrong_password"
+        log.warning("login_refused", reason=reason)
         raise invalid_credentials()
 
-    if passwords.needs_rehash(account.password_hash):
-        new_hash = await passwords.hash(password)
-        await accounts.replace_password_hash(account.player_id, new_hash)
+    await deps.limiter.succeeded(key)
+    if account.banned:
+        raise account_banned()
+    if deps.passwords.needs_rehash(account.password_hash):
+        new_hash = await deps.passwords.hash(password)
+        await deps.accounts.replace_password_hash(account.player_id, new_hash)
         log.info("password_rehashed", player_id=account.player_id)
 
-    opened = await sessions.open(account.player_id, account.username)
-    issued = tokens.issue(account.player_id, opened.session_key, account.username)
-    log.info("login_succeeded", player_id=account.player_id)
-    return LoginResult(issued.token, opened.refresh_token, tokens.ttl_seconds, account.player_id)
+    opened = await deps.sessions.open(account.player_id, account.username)
+    # A ban that landed between the read above and the open would have missed this session.
+    if await deps.accounts.is_banned(account.player_id):
+        await deps.sessions.end(opened.session_key, account.player_id)
+        raise account_banned()
+
+    issued = deps.tokens.issue(account.player_id, opened.session_key, account.username)
+    log.info("login_succeeded", player_id=account.player_id, session_key=opened.session_key)
+    return SessionTokens(
+        issued.token, opened.refresh_token, deps.tokens.ttl_seconds, account.player_id
+    )
 
 
-async def validate_token(access_token: str, tokens: Tokens, sessions: Sessions) -> AccessClaims:
+async def refresh(deps: Deps, refresh_token: str) -> SessionTokens:
+    """Trade a refresh token for new tokens of the same session; a spent one ends it."""
+    rotated = await deps.sessions.rotate(refresh_token)
+    if rotated.outcome is Rotation.UNKNOWN:
+        log.warning("refresh_refused", reason="unknown")
+        raise invalid_refresh_token()
+    if rotated.outcome is Rotation.REUSED:
+        log.warning(
+            "refresh_token_reused", player_id=rotated.player_id, session_key=rotated.session_key
+        )
+        await deps.announcer.session_ended(rotated.session_key, rotated.player_id, "reused")
+        raise refresh_token_reused()
+
+    issued = deps.tokens.issue(rotated.player_id, rotated.session_key, rotated.username)
+    log.info("session_refreshed", player_id=rotated.player_id, session_key=rotated.session_key)
+    return SessionTokens(
+        issued.token, rotated.refresh_token, deps.tokens.ttl_seconds, rotated.player_id
+    )
+
+
+async def validate_token(deps: Deps, access_token: str) -> AccessClaims:
     """Return the claims of a genuine token whose session is still open."""
-    try:
-        claims = tokens.verify(access_token)
-    except InvalidToken as exc:
-        log.warning("token_refused", reason=str(exc))
-        raise invalid_token() from None
-
-    if not await sessions.is_open(claims.session_key, claims.player_id):
+    claims = verified_claims(deps.tokens, access_token)
+    if not await deps.sessions.is_open(claims.session_key, claims.player_id):
         log.warning("token_refused", reason="session_ended", player_id=claims.player_id)
         raise session_ended()
     return claims
+
+
+def verified_claims(tokens: Tokens, access_token: str, allow_expired: bool = False):
+    """The token's claims, or INVALID_TOKEN; the reason goes to the log, never to the caller."""
+    try:
+        return tokens.verify(access_token, allow_expired)
+    except InvalidToken as exc:
+        log.warning("token_refused", reason=str(exc))
+        raise invalid_token() from None

@@ -4,18 +4,22 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-import asyncpg
+import nats
 import redis.asyncio as aioredis
 import structlog
 
-from auth.api import AuthDeps, add_to_server
+from auth.announcer import Announcer
+from auth.api import add_to_server
 from auth.config import AuthSettings
+from auth.core import Deps
+from auth.limits import LoginLimiter
 from auth.passwords import Passwords
 from auth.sessions import Sessions
 from auth.store import Accounts
 from auth.tokens import Tokens
 from infra.grpc_server import shutdown, start_server
 from infra.names import Names
+from infra.shards import ShardPools
 
 log = structlog.get_logger(__name__)
 
@@ -25,21 +29,30 @@ async def running(settings: AuthSettings) -> AsyncIterator[int]:
     """Serve AuthService while the block runs and yield the bound port.
 
     On exit the server turns NOT_SERVING and finishes in-flight calls before the Postgres
-    pool and the Redis client close under them.
+    pools, the Redis client and NATS close under them.
     """
     tokens = Tokens.from_settings(settings)
     passwords = Passwords(
         settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism
     )
+    names = Names(settings.namespace)
 
     async with AsyncExitStack() as stack:
-        pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1)
-        stack.push_async_callback(pool.close)
+        pools = await ShardPools.open(settings.shard_dsns, min_size=1)
+        stack.push_async_callback(pools.close)
         redis = aioredis.from_url(settings.redis_url)
         stack.push_async_callback(redis.aclose)
+        nc = await nats.connect(settings.nats_url, name="podium-auth", max_reconnect_attempts=-1)
+        stack.push_async_callback(nc.drain)
 
-        sessions = Sessions(redis, Names(settings.namespace), settings.session_ttl_seconds)
-        deps = AuthDeps(Accounts(pool), passwords, sessions, tokens)
+        deps = Deps(
+            Accounts(pools),
+            passwords,
+            Sessions(redis, names, settings.session_ttl_seconds),
+            tokens,
+            LoginLimiter.from_settings(settings, redis, names),
+            Announcer(nc, names),
+        )
         server, port, health = await start_server(
             settings.auth_listen, lambda server: add_to_server(server, deps)
         )

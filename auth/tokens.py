@@ -1,24 +1,23 @@
-"""Signed access tokens: EdDSA (Ed25519) JWTs that carry the player and the session.
+"""Signed access tokens: JWTs (EdDSA or ES256) that carry the player and the session.
 
-Verification trusts nothing in the token before its signature is checked: the algorithm is
-pinned, and the header's kid may only name the one configured key.
+Verification trusts nothing in the token before its signature is checked: the header's kid must
+name a configured key, and that key alone decides the algorithm.
 """
 
 import secrets
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auth.config import AuthSettings
+from auth.keys import KeyRing
 
-ALGORITHM = "EdDSA"
 # Tokens we issue are under 500 characters; anything far longer is refused unparsed.
 MAX_TOKEN_CHARS = 2048
 _REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "sid"]
+# Replicas' clocks may differ a little; a token is not refused for being seconds early or late.
+CLOCK_SKEW_SECONDS = 5
 
 
 class InvalidToken(Exception):
@@ -43,28 +42,11 @@ class IssuedToken:
     expires_at: int
 
 
-def load_private_key(path: Path) -> Ed25519PrivateKey:
-    """Read the PEM signing key; a key of another type stops the service at boot."""
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path} does not hold an Ed25519 private key")
-    return key
-
-
 class Tokens:
-    """Issue and verify access tokens with one key, issuer, audience and lifetime."""
+    """Issue access tokens with the ring's signing key; verify them with any key of the ring."""
 
-    def __init__(
-        self,
-        private_key: Ed25519PrivateKey,
-        key_id: str,
-        issuer: str,
-        audience: str,
-        ttl_seconds: int,
-    ) -> None:
-        self._private_key = private_key
-        self._public_key = private_key.public_key()
-        self._key_id = key_id
+    def __init__(self, ring: KeyRing, issuer: str, audience: str, ttl_seconds: int) -> None:
+        self._ring = ring
         self._issuer = issuer
         self._audience = audience
         self.ttl_seconds = ttl_seconds
@@ -72,8 +54,7 @@ class Tokens:
     @classmethod
     def from_settings(cls, settings: AuthSettings) -> "Tokens":
         return cls(
-            load_private_key(settings.jwt_private_key_file),
-            settings.jwt_key_id,
+            KeyRing.from_settings(settings),
             settings.jwt_issuer,
             settings.jwt_audience,
             settings.access_ttl_seconds,
@@ -93,27 +74,37 @@ class Tokens:
             "exp": expires_at,
             "jti": secrets.token_hex(16),
         }
+        ring = self._ring
         token = jwt.encode(
-            claims, self._private_key, algorithm=ALGORITHM, headers={"kid": self._key_id}
+            claims,
+            ring.signing_key,
+            algorithm=ring.signing_algorithm,
+            headers={"kid": ring.signing_kid},
         )
         return IssuedToken(token, expires_at)
 
-    def verify(self, token: str) -> AccessClaims:
-        """Return the token's claims, or raise InvalidToken for any fault in it."""
+    def verify(self, token: str, allow_expired: bool = False) -> AccessClaims:
+        """Return the token's claims, or raise InvalidToken for any fault in it.
+
+        Logout passes allow_expired: ending a session needs proof of holding it, not a live
+        token, or a player whose token just lapsed could not log out.
+        """
         if not token or len(token) > MAX_TOKEN_CHARS:
             raise InvalidToken("size")
 
         try:
-            header = jwt.get_unverified_header(token)
-            if header.get("kid") != self._key_id:
+            kid = jwt.get_unverified_header(token).get("kid")
+            key = self._ring.verify_keys.get(kid) if isinstance(kid, str) else None
+            if key is None:
                 raise InvalidToken("kid")
             claims = jwt.decode(
                 token,
-                self._public_key,
-                algorithms=[ALGORITHM],
+                key.public_key,
+                algorithms=[key.algorithm],
                 audience=self._audience,
                 issuer=self._issuer,
-                options={"require": _REQUIRED_CLAIMS},
+                leeway=CLOCK_SKEW_SECONDS,
+                options={"require": _REQUIRED_CLAIMS, "verify_exp": not allow_expired},
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken(type(exc).__name__) from exc

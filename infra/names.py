@@ -50,7 +50,12 @@ class Names:
         return f"{self.namespace}:usernames"
 
     def session_key(self, session_key: str) -> str:
-        return f"{self.namespace}:session:{session_key}"
+        # The braces are a Redis Cluster hash tag: a session's keys share one slot, so the
+        # refresh script may touch them together.
+        return f"{self.namespace}:session:{{{session_key}}}"
+
+    def spent_refresh_key(self, session_key: str) -> str:
+        return f"{self.namespace}:session:{{{session_key}}}:spent"
 
     @property
     def sessions_ended_subject(self) -> str:
@@ -62,5 +67,5 @@ class Names:
     def login_failures_key(self, kind: str, subject: str) -> str:
         return f"{self.namespace}:login_failures:{kind}:{subject}"
 
-    def refresh_key(self, token_hash: str) -> str:
-        return f"{self.namespace}:refresh:{token_hash}"
+    def login_lock_key(self, kind: str, subject: str) -> str:
+        return f"{self.namespace}:login_lock:{kind}:{subject}"

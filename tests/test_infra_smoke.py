@@ -1,5 +1,6 @@
 """The shared fixtures reach real Postgres, Redis and NATS."""
 
+from infra.migrate import MIGRATIONS
 from infra.streams import ensure_actions_stream
 
 
@@ -8,8 +9,8 @@ async def test_backing_services_answer(pg, redis_client, nats_client, names):
 
     await ensure_actions_stream(js, names)
     info = await js.stream_info(names.actions_stream)
-    tables = await pg.fetchval("SELECT count(*) FROM schema_migrations")
+    versions = await pg.fetch("SELECT version FROM schema_migrations ORDER BY version")
 
     assert await redis_client.ping()
     assert info.config.subjects == [names.actions_subjects]
-    assert tables == 1
+    assert [row["version"] for row in versions] == sorted(p.stem for p in MIGRATIONS.glob("*.sql"))

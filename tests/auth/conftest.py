@@ -6,17 +6,22 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from podium.auth.v1 import auth_service_pb2_grpc
 
+from auth.announcer import Announcer
 from auth.config import AuthSettings
+from auth.core import Deps
+from auth.limits import LoginLimiter
 from auth.passwords import Passwords
 from auth.server import running
 from auth.sessions import Sessions
 from auth.store import Accounts
-from auth.tokens import Tokens, load_private_key
+from auth.tokens import Tokens
 from infra.errors import PodiumError, from_rpc_error
 from infra.keygen import write_key
+from infra.shards import ShardPools
 
 
 @pytest.fixture(scope="session")
@@ -28,13 +33,18 @@ def jwt_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def signing_key(jwt_key_file: Path) -> Ed25519PrivateKey:
-    return load_private_key(jwt_key_file)
+    return serialization.load_pem_private_key(jwt_key_file.read_bytes(), password=None)
 
 
 @pytest.fixture(scope="session")
 def auth_settings(settings_env, jwt_key_file: Path) -> AuthSettings:
-    """Settings at the argon2 minimum, the session's namespace and database, and port 0."""
-    return AuthSettings(auth_listen="127.0.0.1:0", jwt_private_key_file=jwt_key_file)
+    """Settings at the argon2 minimum, the session's namespace and database, and port 0.
+
+    Lockouts last a second, so a test can wait one out.
+    """
+    return AuthSettings(
+        auth_listen="127.0.0.1:0", jwt_private_key_file=jwt_key_file, login_lockout_seconds=1
+    )
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +72,7 @@ def new_username() -> Callable[[], str]:
 
 @pytest.fixture(scope="session")
 def accounts(pg) -> Accounts:
-    return Accounts(pg)
+    return Accounts(ShardPools([pg]))
 
 
 @pytest.fixture(scope="session")
@@ -94,3 +104,10 @@ def refused() -> Callable[[Awaitable[object]], Awaitable[PodiumError]]:
         return from_rpc_error(info.value)
 
     return failure
+
+
+@pytest.fixture(scope="session")
+def deps(accounts, passwords, sessions, tokens, redis_client, names, nats_client, auth_settings):
+    """The core's dependencies, built like the server builds them, for direct calls."""
+    limiter = LoginLimiter.from_settings(auth_settings, redis_client, names)
+    return Deps(accounts, passwords, sessions, tokens, limiter, Announcer(nats_client, names))

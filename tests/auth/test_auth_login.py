@@ -55,15 +55,19 @@ async def test_login_stores_the_session_and_refresh_token_with_the_session_lifet
 
     session_key = jwt.decode(response.access_token, options={"verify_signature": False})["sid"]
     session = await redis_client.hgetall(names.session_key(session_key))
-    refresh_key = names.refresh_key(hashlib.sha256(response.refresh_token.encode()).hexdigest())
+    digest = hashlib.sha256(response.refresh_token.encode()).hexdigest()
     ttl = auth_settings.session_ttl_seconds
     assert session[b"player_id"].decode() == player_id
     assert session[b"username"].decode() == username
     assert int(session[b"created_at"]) > 0
     assert 0 < await redis_client.ttl(names.session_key(session_key)) <= ttl
-    assert await redis_client.get(refresh_key) == session_key.encode()
-    assert 0 < await redis_client.ttl(refresh_key) <= ttl
-    assert len(response.refresh_token) >= 43
+    # Only the digest is stored: a read of Redis cannot replay the token.
+    assert session[b"refresh"].decode() == digest
+    assert response.refresh_token.encode() not in session.values()
+    assert response.refresh_token.startswith(session_key + ".")
+    assert len(response.refresh_token.partition(".")[2]) >= 43
+    listed = await redis_client.zrange(names.player_sessions_key(player_id), 0, -1)
+    assert session_key.encode() in listed
 
 
 async def test_each_login_opens_a_new_session(auth_stub, account):
@@ -127,9 +131,9 @@ async def test_login_refuses_empty_or_oversized_input(auth_stub, refused, userna
 async def test_login_rehashes_a_password_hashed_with_other_parameters(
     auth_stub, new_username, accounts, pg, auth_settings
 ):
-    username, player_id = new_username(), str(uuid.uuid4())
+    username = new_username()
     older = Passwords(auth_settings.argon2_memory_kib, auth_settings.argon2_time_cost + 1, 1)
-    await accounts.insert(player_id, username, await older.hash(PASSWORD))
+    player_id = await accounts.insert(username, await older.hash(PASSWORD))
 
     first = await auth_stub.Login(pb.LoginRequest(username=username, password=PASSWORD))
     second = await auth_stub.Login(pb.LoginRequest(username=username, password=PASSWORD))

@@ -184,3 +184,41 @@ async def test_stored_hash_is_argon2id_with_the_configured_parameters(
         auth_settings.argon2_parallelism,
     )
     assert password not in stored
+
+
+async def test_a_73_character_password_differs_from_its_72_character_twin(
+    auth_stub, new_username, refused
+):
+    """bcrypt would see one password here (it reads 72 bytes); argon2id reads them all."""
+    username, twin = new_username(), "t" * 72
+    await auth_stub.Register(pb.RegisterRequest(username=username, password=twin + "X"))
+
+    error = await refused(auth_stub.Login(pb.LoginRequest(username=username, password=twin)))
+    logged_in = await auth_stub.Login(pb.LoginRequest(username=username, password=twin + "X"))
+
+    assert error.code == "INVALID_CREDENTIALS"
+    assert logged_in.access_token
+
+
+async def test_a_password_is_its_unicode_text_not_its_encoding(auth_stub, new_username):
+    """Composed and decomposed forms of one text (NFC) are one password, as typed on any OS."""
+    username = new_username()
+    await auth_stub.Register(pb.RegisterRequest(username=username, password="caf\u00e9 au lait"))
+
+    decomposed = pb.LoginRequest(username=username, password="cafe\u0301 au lait")
+    logged_in = await auth_stub.Login(decomposed)
+
+    assert logged_in.access_token
+
+
+async def test_characters_are_counted_after_normalization(auth_stub, new_username, refused):
+    """128 decomposed é are 256 code points but 128 characters: accepted as 128."""
+    accepted = await auth_stub.Register(
+        pb.RegisterRequest(username=new_username(), password="e\u0301" * 128)
+    )
+    error = await refused(
+        auth_stub.Register(pb.RegisterRequest(username=new_username(), password="e\u0301" * 129))
+    )
+
+    assert accepted.player_id
+    assert error.code == "INVALID_PASSWORD"
