@@ -26,6 +26,7 @@ class PlayerClient:
         self.base_url = base_url.rstrip("/")
         self.player_id = ""
         self.access_token = ""
+        self.refresh_token = ""
         self.state: dict = {}
         self.state_hash = ""
         self.ws: aiohttp.ClientWebSocketResponse | None = None
@@ -56,15 +57,30 @@ class PlayerClient:
         reply = await self.call(
             "POST", "/v1/auth/login", {"username": username, "password": password}
         )
+        self._keep_tokens(reply)
+        return reply
+
+    async def refresh(self) -> dict:
+        """Trade the refresh token for new tokens; the old refresh token is spent."""
+        reply = await self.call("POST", "/v1/auth/refresh", {"refresh_token": self.refresh_token})
+        self._keep_tokens(reply)
+        return reply
+
+    async def logout(self) -> None:
+        await self.call("POST", "/v1/auth/logout", headers=self.bearer)
+
+    @property
+    def bearer(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+    def _keep_tokens(self, reply: dict) -> None:
         self.player_id = reply["player_id"]
         self.access_token = reply["access_token"]
-        return reply
+        self.refresh_token = reply["refresh_token"]
 
     async def connect(self) -> dict:
         """Open the WebSocket and return the welcome frame."""
-        self.ws = await self.http.ws_connect(
-            self.base_url + "/v1/ws", headers={"Authorization": f"Bearer {self.access_token}"}
-        )
+        self.ws = await self.http.ws_connect(self.base_url + "/v1/ws", headers=self.bearer)
         self._reader = asyncio.create_task(self._read())
         welcome = await self.receive("welcome")
         self.state, self.state_hash = welcome["state"], welcome["state_hash"]
@@ -107,6 +123,11 @@ class PlayerClient:
         frame = await self.receive("result", timeout, action_id=action_id)
         self.state, self.state_hash = frame["state"], frame["state_hash"]
         return frame
+
+    async def closed_by_server(self, timeout: float = 10.0) -> int | None:
+        """Wait until the server closes the socket; return its close code."""
+        await asyncio.wait_for(asyncio.shield(self._reader), timeout)
+        return self.ws.close_code
 
     async def close(self) -> None:
         if self.ws is not None:

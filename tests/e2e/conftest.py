@@ -5,6 +5,7 @@ one module never depend on another's scores.
 """
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -37,11 +38,34 @@ def _free_port() -> int:
 class Stack:
     """A running `python -m devstack up` and what it points at."""
 
-    def __init__(self, namespace: str, dsn: str, url: str, process) -> None:
+    def __init__(self, namespace: str, dsn: str, url: str, process, log_path: Path) -> None:
         self.names = Names(namespace)
         self.dsn = dsn
         self.url = url
         self.process = process
+        self.log_path = log_path
+
+    def pid_of(self, module: str) -> int | None:
+        """The pid of the service's current process, from the stack's own log."""
+        pid = None
+        for line in self.log_path.read_text().splitlines():
+            if line.startswith("{") and '"service_started"' in line:
+                entry = json.loads(line)
+                if entry.get("event") == "service_started" and entry.get("name") == module:
+                    pid = entry["pid"]
+        return pid
+
+    async def restart(self, module: str) -> None:
+        """Stop the service's process (SIGTERM); devstack starts a new one, awaited here."""
+        old = self.pid_of(module)
+        os.kill(old, signal.SIGTERM)
+        for _ in range(300):
+            await asyncio.sleep(0.1)
+            if self.pid_of(module) not in (None, old):
+                break
+        else:
+            raise RuntimeError(f"{module} was not restarted")
+        await _wait_ready(self.url, self.process, str(self.log_path))
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +83,8 @@ async def stack(tmp_path_factory):
         "PODIUM_RANKING_PORT": str(_free_port()),
         "PODIUM_GAME_PORT": str(_free_port()),
         "PODIUM_JWT_PRIVATE_KEY_FILE": str(ROOT / ".podium" / "jwt-ed25519.pem"),
+        # Login lockouts last a second, so that a test can wait one out.
+        "PODIUM_LOGIN_LOCKOUT_SECONDS": "1",
     }
     log_file = (tmp_path_factory.mktemp("stack") / "stack.log").open("wb")
     process = await asyncio.create_subprocess_exec(
@@ -74,7 +100,7 @@ async def stack(tmp_path_factory):
     url = f"http://127.0.0.1:{http_port}"
     try:
         await _wait_ready(url, process, log_file.name)
-        yield Stack(namespace, dsn, url, process)
+        yield Stack(namespace, dsn, url, process, Path(log_file.name))
 
         process.send_signal(signal.SIGINT)
         code = await asyncio.wait_for(process.wait(), 30)

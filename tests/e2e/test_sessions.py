@@ -1,0 +1,213 @@
+"""Sessions through the gateway: refresh, logout, revoked sockets, throttled logins, forgeries."""
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import time
+from pathlib import Path
+
+import aiohttp
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from devstack.client import PlayerClient, ProtocolError
+
+PASSWORD = "correct horse battery"
+DEV_KEY = Path(__file__).resolve().parents[2] / ".podium" / "jwt-ed25519.pem"
+
+SESSION_ENDED_CLOSE = 4001
+
+
+async def _error(call) -> ProtocolError:
+    with pytest.raises(ProtocolError) as caught:
+        await call
+    return caught.value
+
+
+async def _upgrade_status(http, stack, token: str) -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {token}"}
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await http.ws_connect(stack.url + "/v1/ws", headers=headers)
+    async with http.get(stack.url + "/v1/me", headers=headers) as reply:
+        body = await reply.json()
+    return refused.value.status, body["error"]["code"]
+
+
+async def test_logout_is_204_and_ends_the_token_on_rest_and_websocket(players, http, stack):
+    player = await players(connect=False)
+    token = player.access_token
+    me = await player.call("GET", "/v1/me", headers=player.bearer)
+    assert me["player_id"] == player.player_id
+
+    await player.logout()
+
+    assert await _upgrade_status(http, stack, token) == (401, "SESSION_ENDED")
+    refresh = await _error(player.refresh())
+    assert (refresh.status, refresh.code) == (401, "INVALID_REFRESH_TOKEN")
+
+
+async def test_an_open_socket_gets_its_close_frame_after_logout(players):
+    player = await players()
+    started = time.monotonic()
+
+    await player.logout()
+    code = await player.closed_by_server(2.0)
+
+    assert code == SESSION_ENDED_CLOSE
+    assert time.monotonic() - started < 2.0
+
+
+async def test_logout_ends_only_that_session_s_sockets(players, http, stack):
+    player = await players()
+    other = PlayerClient(http, stack.url)
+    await other.login(player.username, PASSWORD)
+    await other.connect()
+
+    await other.logout()
+
+    assert await other.closed_by_server(2.0) == SESSION_ENDED_CLOSE
+    await player.send({"type": "ping", "id": 1})
+    assert (await player.receive("pong", id=1))["type"] == "pong"
+    await player.close()
+
+
+async def test_the_old_token_stays_refused_after_auth_restarts(players, http, stack):
+    player = await players(connect=False)
+    token = player.access_token
+    await player.logout()
+
+    await stack.restart("auth")
+
+    assert await _upgrade_status(http, stack, token) == (401, "SESSION_ENDED")
+
+
+async def test_refresh_rotates_and_a_reused_refresh_token_closes_the_session(players):
+    player = await players()
+    spent = player.refresh_token
+    await player.refresh()
+    assert player.refresh_token != spent
+    me = await player.call("GET", "/v1/me", headers=player.bearer)
+    assert me["player_id"] == player.player_id
+
+    player.refresh_token = spent
+    reused = await _error(player.refresh())
+
+    assert (reused.status, reused.code) == (401, "REFRESH_TOKEN_REUSED")
+    assert await player.closed_by_server(2.0) == SESSION_ENDED_CLOSE
+    ended = await _error(player.call("GET", "/v1/me", headers=player.bearer))
+    assert (ended.status, ended.code) == (401, "SESSION_ENDED")
+
+
+async def test_eleven_wrong_passwords_get_429_with_retry_after(players, http, stack):
+    player = await players(connect=False)
+    url = stack.url + "/v1/auth/login"
+    wrong = {"username": player.username, "password": "not the password"}
+
+    statuses = []
+    for _ in range(10):
+        async with http.post(url, json=wrong) as reply:
+            statuses.append(reply.status)
+    async with http.post(url, json=wrong) as reply:
+        eleventh = (reply.status, reply.headers.get("Retry-After"), await reply.json())
+
+    assert statuses == [401] * 10
+    status, retry_after, body = eleventh
+    assert (status, body["error"]["code"]) == (429, "LOGIN_RATE_LIMITED")
+    assert retry_after == "1"
+    await asyncio.sleep(int(retry_after))
+    assert (await player.login(player.username, PASSWORD))["access_token"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({}, 400, "MISSING_FIELD"),
+        ({"refresh_token": 7}, 400, "INVALID_FIELD"),
+        ({"refresh_token": ""}, 401, "INVALID_REFRESH_TOKEN"),
+        ({"refresh_token": "x" * 5000}, 401, "INVALID_REFRESH_TOKEN"),
+    ],
+    ids=["missing", "not_a_string", "empty", "long"],
+)
+async def test_bad_refresh_bodies_are_refused(http, stack, body, status, code):
+    error = await _error(PlayerClient(http, stack.url).call("POST", "/v1/auth/refresh", body))
+
+    assert (error.status, error.code) == (status, code)
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ({}, "MISSING_TOKEN"),
+        ({"Authorization": "Basic abc"}, "MISSING_TOKEN"),
+        ({"Authorization": "Bearer junk"}, "INVALID_TOKEN"),
+    ],
+    ids=["none", "basic", "junk"],
+)
+async def test_logout_without_a_genuine_token_is_401(http, stack, headers, code):
+    client = PlayerClient(http, stack.url)
+
+    error = await _error(client.call("POST", "/v1/auth/logout", headers=headers))
+
+    assert (error.status, error.code) == (401, code)
+
+
+def _hs256_with_public_key(claims: dict, key) -> str:
+    """What PyJWT refuses to produce: an HMAC whose secret is our public key."""
+    secret = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = {"alg": "HS256", "typ": "JWT", "kid": "dev-1"}
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+    digest = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(digest)}"
+
+
+def _forge(claims: dict, kind: str) -> str:
+    key = serialization.load_pem_private_key(DEV_KEY.read_bytes(), password=None)
+    now = int(time.time())
+    forgeries = {
+        "other_key": lambda: jwt.encode(
+            claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": "dev-1"}
+        ),
+        "alg_none": lambda: jwt.encode(claims, None, algorithm="none", headers={"kid": "dev-1"}),
+        "hs256_public_key": lambda: _hs256_with_public_key(claims, key),
+        "expired": lambda: jwt.encode(
+            {**claims, "iat": now - 2000, "exp": now - 1000},
+            key,
+            algorithm="EdDSA",
+            headers={"kid": "dev-1"},
+        ),
+        "wrong_audience": lambda: jwt.encode(
+            {**claims, "aud": "another-game"}, key, algorithm="EdDSA", headers={"kid": "dev-1"}
+        ),
+    }
+    return forgeries[kind]()
+
+
+@pytest.mark.parametrize(
+    "kind", ["other_key", "alg_none", "hs256_public_key", "expired", "wrong_audience"]
+)
+async def test_forged_tokens_are_refused_by_the_gateway(players, http, stack, kind):
+    player = await players(connect=False)
+    claims = jwt.decode(player.access_token, options={"verify_signature": False})
+
+    assert await _upgrade_status(http, stack, _forge(claims, kind)) == (401, "INVALID_TOKEN")
+
+
+async def test_a_genuine_token_built_the_same_way_is_accepted(players, http, stack):
+    """The control for the forgeries: signed with the dev key as auth signs, it passes."""
+    player = await players(connect=False)
+    claims = jwt.decode(player.access_token, options={"verify_signature": False})
+    key = serialization.load_pem_private_key(DEV_KEY.read_bytes(), password=None)
+    token = jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": "dev-1"})
+
+    async with http.get(stack.url + "/v1/me", headers={"Authorization": f"Bearer {token}"}) as r:
+        assert (r.status, (await r.json())["player_id"]) == (200, player.player_id)
