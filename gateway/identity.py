@@ -27,16 +27,19 @@ async def authenticate(request: web.Request):
 
 
 def client_address(request: web.Request) -> str:
-    """The address login limits count against: the peer, or the one a trusted proxy saw.
-
-    Each trusted proxy appends the address it received from to X-Forwarded-For, so the entry
-    `hops` from the end is the last one that no client could have forged.
-    """
+    """The address login limits count against: the peer, or the one a trusted proxy saw."""
     hops = request.app[CONTEXT].settings.trusted_proxy_hops
-    if hops:
-        forwarded = [
-            part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",")
-        ]
-        if len(forwarded) >= hops and forwarded[-hops]:
-            return forwarded[-hops]
-    return request.remote or ""
+    return address_of(request.remote or "", request.headers.getall("X-Forwarded-For", []), hops)
+
+
+def address_of(peer: str, forwarded: list[str], hops: int) -> str:
+    """Each trusted proxy appends the address it received from to X-Forwarded-For, so the entry
+    `hops` from the end is the last one that no client could have forged. With too few
+    entries, or none trusted, the peer itself is the client.
+    """
+    if not hops:
+        return peer
+    entries = [part.strip() for header in forwarded for part in header.split(",")]
+    if len(entries) >= hops and entries[-hops]:
+        return entries[-hops]
+    return peer

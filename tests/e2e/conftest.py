@@ -69,7 +69,8 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-async def stack(tmp_path_factory):
+async def stack(request, tmp_path_factory):
+    """The stack of one test module; a module's STACK_ENV adds settings of its own."""
     namespace = "e" + uuid.uuid4().hex[:10]
     database = f"podium_{namespace}"
     dsn = urlunsplit(urlsplit(BASE.postgres_dsn)._replace(path=f"/{database}"))
@@ -85,6 +86,9 @@ async def stack(tmp_path_factory):
         "PODIUM_JWT_PRIVATE_KEY_FILE": str(ROOT / ".podium" / "jwt-ed25519.pem"),
         # Login lockouts last a second, so that a test can wait one out.
         "PODIUM_LOGIN_LOCKOUT_SECONDS": "1",
+        # Gateways check their sockets' sessions with auth every second.
+        "PODIUM_SESSION_SWEEP_SECONDS": "1",
+        **getattr(request.module, "STACK_ENV", {}),
     }
     log_file = (tmp_path_factory.mktemp("stack") / "stack.log").open("wb")
     process = await asyncio.create_subprocess_exec(

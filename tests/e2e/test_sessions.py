@@ -20,6 +20,8 @@ PASSWORD = "correct horse battery"
 DEV_KEY = Path(__file__).resolve().parents[2] / ".podium" / "jwt-ed25519.pem"
 
 SESSION_ENDED_CLOSE = 4001
+# The stack's PODIUM_SESSION_SWEEP_SECONDS.
+SWEEP_SECONDS = 1
 
 
 async def _error(call) -> ProtocolError:
@@ -75,14 +77,29 @@ async def test_logout_ends_only_that_session_s_sockets(players, http, stack):
     await player.close()
 
 
-async def test_the_old_token_stays_refused_after_auth_restarts(players, http, stack):
+async def test_the_old_token_stays_refused_after_auth_and_the_gateway_restart(
+    players, http, stack
+):
     player = await players(connect=False)
     token = player.access_token
     await player.logout()
 
     await stack.restart("auth")
-
     assert await _upgrade_status(http, stack, token) == (401, "SESSION_ENDED")
+    await stack.restart("gateway")
+    assert await _upgrade_status(http, stack, token) == (401, "SESSION_ENDED")
+
+
+async def test_a_session_ended_without_an_announcement_closes_at_the_next_sweep(
+    players, redis_db, stack
+):
+    """Core NATS may drop the event for a gateway that was away; the sweep catches it."""
+    player = await players()
+    session_key = jwt.decode(player.access_token, options={"verify_signature": False})["sid"]
+
+    await redis_db.delete(stack.names.session_key(session_key))
+
+    assert await player.closed_by_server(SWEEP_SECONDS + 3) == SESSION_ENDED_CLOSE
 
 
 async def test_refresh_rotates_and_a_reused_refresh_token_closes_the_session(players):
