@@ -194,10 +194,9 @@ async def login(deps: Deps, username: str, password: str, address: str) -> Sessi
         await deps.sessions.end(opened.session_key, account.player_id)
         raise account_banned()
 
-    issued = deps.tokens.issue(account.player_id, opened.session_key, account.username)
     log.info("login_succeeded", player_id=account.player_id, session_key=opened.session_key)
-    return SessionTokens(
-        issued.token, opened.refresh_token, deps.tokens.ttl_seconds, account.player_id
+    return _session_tokens(
+        deps, account.player_id, opened.session_key, account.username, opened.refresh_token
     )
 
 
@@ -214,11 +213,18 @@ async def refresh(deps: Deps, refresh_token: str) -> SessionTokens:
         await deps.announcer.session_ended(rotated.session_key, rotated.player_id, "reused")
         raise refresh_token_reused()
 
-    issued = deps.tokens.issue(rotated.player_id, rotated.session_key, rotated.username)
     log.info("session_refreshed", player_id=rotated.player_id, session_key=rotated.session_key)
-    return SessionTokens(
-        issued.token, rotated.refresh_token, deps.tokens.ttl_seconds, rotated.player_id
+    return _session_tokens(
+        deps, rotated.player_id, rotated.session_key, rotated.username, rotated.refresh_token
     )
+
+
+def _session_tokens(
+    deps: Deps, player_id: str, session_key: str, username: str, refresh_token: str
+) -> SessionTokens:
+    """A fresh access token for the session, beside the refresh token it now answers to."""
+    issued = deps.tokens.issue(player_id, session_key, username)
+    return SessionTokens(issued.token, refresh_token, deps.tokens.ttl_seconds, player_id)
 
 
 async def validate_token(deps: Deps, access_token: str) -> AccessClaims:

@@ -8,7 +8,7 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from podium.auth.v1 import auth_service_pb2_grpc
+from podium.auth.v1 import auth_pb2, auth_service_pb2_grpc
 
 from auth.announcer import Announcer
 from auth.config import AuthSettings
@@ -111,3 +111,17 @@ def deps(accounts, passwords, sessions, tokens, redis_client, names, nats_client
     """The core's dependencies, built like the server builds them, for direct calls."""
     limiter = LoginLimiter.from_settings(auth_settings, redis_client, names)
     return Deps(accounts, passwords, sessions, tokens, limiter, Announcer(nats_client, names))
+
+
+@pytest.fixture
+async def ended_events(nats_client, names):
+    """SessionEnded events published while the test runs."""
+    events: list[auth_pb2.SessionEnded] = []
+
+    async def collect(message) -> None:
+        events.append(auth_pb2.SessionEnded.FromString(message.data))
+
+    subscription = await nats_client.subscribe(names.sessions_ended_subject, cb=collect)
+    await nats_client.flush()
+    yield events
+    await subscription.unsubscribe()

@@ -1,5 +1,6 @@
 """Signing keys: loaded from a file or the environment, ES256 or EdDSA, rotated without logouts."""
 
+import json
 from pathlib import Path
 
 import grpc
@@ -177,3 +178,20 @@ def test_a_missing_signing_key_file_stops_the_service(auth_settings, tmp_path):
 
     with pytest.raises(BadKey, match="cannot read key file"):
         KeyRing.from_settings(settings)
+
+
+def test_verify_keys_come_from_a_json_environment_variable(
+    auth_settings, signing_key, jwt_key_file, tmp_path, monkeypatch
+):
+    public_file = _write(tmp_path / "old.pub.pem", _public_pem(signing_key))
+    other = Ed25519PrivateKey.generate()
+    sources = {"dev-1": str(public_file), "other-1": _public_pem(other).decode()}
+    monkeypatch.setenv("PODIUM_JWT_VERIFY_KEYS", json.dumps(sources))
+    monkeypatch.setenv("PODIUM_JWT_PRIVATE_KEY", _pem(Ed25519PrivateKey.generate()).decode())
+    monkeypatch.setenv("PODIUM_JWT_KEY_ID", "next-1")
+
+    ring = KeyRing.from_settings(type(auth_settings)())
+
+    assert sorted(ring.verify_keys) == ["dev-1", "next-1", "other-1"]
+    old_token = Tokens.from_settings(auth_settings).issue("p", "s" * 32, "name").token
+    assert Tokens.from_settings(type(auth_settings)()).verify(old_token).player_id == "p"

@@ -18,20 +18,6 @@ async def login(auth_stub, new_username) -> pb.LoginResponse:
     return await auth_stub.Login(pb.LoginRequest(username=username, password=PASSWORD))
 
 
-@pytest.fixture
-async def ended_events(nats_client, names):
-    """SessionEnded events published while the test runs."""
-    events: list[auth_pb2.SessionEnded] = []
-
-    async def collect(message) -> None:
-        events.append(auth_pb2.SessionEnded.FromString(message.data))
-
-    subscription = await nats_client.subscribe(names.sessions_ended_subject, cb=collect)
-    await nats_client.flush()
-    yield events
-    await subscription.unsubscribe()
-
-
 def _sid(access_token: str) -> str:
     return jwt.decode(access_token, options={"verify_signature": False})["sid"]
 

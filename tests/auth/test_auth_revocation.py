@@ -29,20 +29,6 @@ async def login(auth_stub, account) -> pb.LoginResponse:
 
 
 @pytest.fixture
-async def ended_events(nats_client, names):
-    """SessionEnded events published while the test runs."""
-    events: list[auth_pb2.SessionEnded] = []
-
-    async def collect(message) -> None:
-        events.append(auth_pb2.SessionEnded.FromString(message.data))
-
-    subscription = await nats_client.subscribe(names.sessions_ended_subject, cb=collect)
-    await nats_client.flush()
-    yield events
-    await subscription.unsubscribe()
-
-
-@pytest.fixture
 async def other_replica(auth_settings):
     """A second AuthService on the same Postgres and Redis, as in a scaled deployment."""
     async with running(auth_settings) as port:
