@@ -44,6 +44,8 @@ class Stack:
         self.url = url
         self.process = process
         self.log_path = log_path
+        # Where the stack's auth listens, for studio-side RPCs no player route exposes.
+        self.auth_target = ""
 
     def pid_of(self, module: str) -> int | None:
         """The pid of the service's current process, from the stack's own log."""
@@ -104,7 +106,9 @@ async def stack(request, tmp_path_factory):
     url = f"http://127.0.0.1:{http_port}"
     try:
         await _wait_ready(url, process, log_file.name)
-        yield Stack(namespace, dsn, url, process, Path(log_file.name))
+        stack = Stack(namespace, dsn, url, process, Path(log_file.name))
+        stack.auth_target = f"127.0.0.1:{env['PODIUM_AUTH_PORT']}"
+        yield stack
 
         process.send_signal(signal.SIGINT)
         code = await asyncio.wait_for(process.wait(), 30)

@@ -9,10 +9,13 @@ import time
 from pathlib import Path
 
 import aiohttp
+import grpc
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from podium.auth.v1 import auth_service_pb2 as pb
+from podium.auth.v1 import auth_service_pb2_grpc
 
 from devstack.client import PlayerClient, ProtocolError
 
@@ -100,6 +103,25 @@ async def test_a_session_ended_without_an_announcement_closes_at_the_next_sweep(
     await redis_db.delete(stack.names.session_key(session_key))
 
     assert await player.closed_by_server(SWEEP_SECONDS + 3) == SESSION_ENDED_CLOSE
+
+
+async def test_a_ban_closes_every_socket_of_the_player_and_refuses_the_next_login(
+    players, http, stack
+):
+    player = await players()
+    second = PlayerClient(http, stack.url)
+    await second.login(player.username, PASSWORD)
+    await second.connect()
+
+    async with grpc.aio.insecure_channel(stack.auth_target) as channel:
+        stub = auth_service_pb2_grpc.AuthServiceStub(channel)
+        banned = await stub.BanPlayer(pb.BanPlayerRequest(player_id=player.player_id))
+
+    assert banned.sessions_ended == 2
+    assert await player.closed_by_server(2.0) == SESSION_ENDED_CLOSE
+    assert await second.closed_by_server(2.0) == SESSION_ENDED_CLOSE
+    refused = await _error(player.login(player.username, PASSWORD))
+    assert (refused.status, refused.code) == (403, "ACCOUNT_BANNED")
 
 
 async def test_refresh_rotates_and_a_reused_refresh_token_closes_the_session(players):
