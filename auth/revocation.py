@@ -4,14 +4,13 @@ Each ends the session in Redis first, which every replica reads on every token c
 then announces it, so no replica can accept a revoked token after the call returns.
 """
 
-import uuid
-
 import grpc
 import structlog
 
 from auth.core import Deps, verified_claims
 from auth.sessions import SESSION_KEY
 from infra.errors import PodiumError
+from infra.ids import canonical_uuid
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +70,6 @@ async def ended_sessions(deps: Deps, session_keys: list[str]) -> list[str]:
 
 def _canonical(player_id: str) -> str:
     try:
-        return str(uuid.UUID(player_id))
+        return canonical_uuid(player_id)
     except ValueError:
         raise invalid_player_id() from None

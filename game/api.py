@@ -3,10 +3,11 @@
 import grpc
 from podium.game.v1 import game_service_pb2, game_service_pb2_grpc
 
-from game.apply import canonical_uuid, recorded_result
+from game.apply import recorded_result
 from game.rules.base import Ruleset
 from game.state import current_state
 from infra.errors import PodiumError, guarded
+from infra.ids import canonical_uuid
 from infra.shards import ShardPools
 
 SERVICE_NAME = game_service_pb2.DESCRIPTOR.services_by_name["GameService"].full_name

@@ -7,7 +7,6 @@ mismatch or rejected) is recorded with its serialized result in that same transa
 """
 
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ from game import store
 from game.rules.base import MAX_SCORE, Outcome, Refusal, Ruleset
 from game.state import EncodedState, encode_state
 from infra.boards import BOARDS
+from infra.ids import canonical_uuid
 
 APPLIED = game_pb2.ACTION_STATUS_APPLIED
 MISMATCH = game_pb2.ACTION_STATUS_MISMATCH
@@ -61,11 +61,6 @@ class Decision:
     result: game_pb2.ActionResult
     duplicate: bool
     scores: list[store.BoardScore]
-
-
-def canonical_uuid(text: str) -> str:
-    """The lower-case hyphenated form of a UUID; ValueError if `text` is not one."""
-    return str(uuid.UUID(text))
 
 
 def parse_action(data: bytes) -> ActionMessage:

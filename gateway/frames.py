@@ -4,21 +4,19 @@ Parsing is pure: a frame becomes a typed request or a FrameError carrying a stab
 when the frame had one, the client's "id" so that the error can be matched to its request.
 """
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from infra.boards import BOARDS
+from infra.ids import is_uuid_text
 
 MAX_ID_CHARS = 64
 MAX_ACTION_NAME_CHARS = 64
 MAX_HASH_CHARS = 128
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 10
-# The canonical 8-4-4-4-12 text of a UUID; either case, since some platforms print upper case.
-_UUID_TEXT = re.compile("-".join(f"[0-9a-fA-F]{{{n}}}" for n in (8, 4, 4, 4, 12)))
 
 
 class FrameError(Exception):
@@ -122,7 +120,7 @@ def _parse_action(fields: _Fields) -> ActionFrame:
     state_hash = fields.get("state_hash", str)
     ts = fields.get("ts", int, required=False)
 
-    if not _UUID_TEXT.fullmatch(action_id):
+    if not is_uuid_text(action_id):
         raise FrameError("INVALID_FIELD", "'action_id' must be a UUID", fields.frame_id)
     if not 0 < len(action) <= MAX_ACTION_NAME_CHARS:
         raise FrameError("INVALID_FIELD", "'action' must be 1-64 characters", fields.frame_id)

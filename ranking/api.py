@@ -1,6 +1,5 @@
 """gRPC handlers of podium.ranking.v1.RankingService: validate, call the core, map errors."""
 
-import uuid
 from datetime import UTC, datetime
 
 import grpc
@@ -10,6 +9,7 @@ from podium.ranking.v1 import ranking_service_pb2_grpc
 
 from infra.boards import BOARDS, Board
 from infra.errors import PodiumError, guarded
+from infra.ids import canonical_uuid
 from infra.shards import ShardPools
 from ranking.board_store import BoardStore
 from ranking.feed import BoardFeed, Clock
@@ -109,7 +109,7 @@ def _check_limit(limit: int) -> None:
 def _player_id(raw: str) -> str:
     """The canonical lower-case text of a UUID, the form board members are stored in."""
     try:
-        return str(uuid.UUID(raw))
+        return canonical_uuid(raw)
     except ValueError:
         raise PodiumError("INVALID_PLAYER_ID", "player_id must be a UUID") from None
 

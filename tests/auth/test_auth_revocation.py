@@ -180,9 +180,11 @@ async def test_banning_twice_keeps_the_ban_and_ends_nothing_more(auth_stub, acco
         ("", grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PLAYER_ID"),
         ("not-a-uuid", grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PLAYER_ID"),
         ("x" * 10_000, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PLAYER_ID"),
+        ("\u0661" * 32, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PLAYER_ID"),
+        ("{" + str(uuid.uuid4()) + "}", grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PLAYER_ID"),
         (str(uuid.uuid4()), grpc.StatusCode.NOT_FOUND, "PLAYER_NOT_FOUND"),
     ],
-    ids=["empty", "junk", "long", "unknown"],
+    ids=["empty", "junk", "long", "arabic_indic_digits", "braces", "unknown"],
 )
 async def test_ban_and_unban_refuse_a_bad_or_unknown_player(
     auth_stub, refused, rpc, player_id, status, code
