@@ -19,7 +19,9 @@ class AuthApi(auth_service_pb2_grpc.AuthServiceServicer):
 
     @guarded
     async def Register(self, request, context):
-        player_id = await core.register(self._deps, request.username, request.password)
+        player_id = await core.register(
+            self._deps, request.username, request.password, request.client_address
+        )
         return pb.RegisterResponse(player_id=player_id)
 
     @guarded

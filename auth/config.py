@@ -27,9 +27,13 @@ class AuthSettings(CommonSettings):
     argon2_time_cost: int = Field(2, ge=2)
     argon2_parallelism: int = Field(1, ge=1)
     # Failed logins allowed per username, and per client address, within the window; past
-    # that, logins are refused for login_lockout_seconds, doubling with each further failure.
+    # that, logins are refused for login_lockout_seconds, doubling with each further attempt.
     login_failures_per_username: int = Field(10, ge=1)
     login_failures_per_address: int = Field(100, ge=1)
     login_failure_window_seconds: int = Field(900, ge=1)
     login_lockout_seconds: int = Field(30, ge=1)
     login_lockout_max_seconds: int = Field(900, ge=1)
+    # Registrations allowed per client address within their window (each costs an argon2id
+    # hash); past that they are refused with the same lockouts as logins.
+    registrations_per_address: int = Field(100, ge=1)
+    registration_window_seconds: int = Field(600, ge=1)

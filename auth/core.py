@@ -13,7 +13,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from auth.announcer import Announcer
-from auth.limits import LoginLimiter
+from auth.limits import Limiter
 from auth.passwords import Passwords
 from auth.sessions import Rotation, Sessions
 from auth.store import Accounts, UsernameTaken, username_key
@@ -35,7 +35,7 @@ class Deps:
     passwords: Passwords
     sessions: Sessions
     tokens: Tokens
-    limiter: LoginLimiter
+    limiter: Limiter
     announcer: Announcer
 
 
@@ -80,6 +80,15 @@ def login_rate_limited(retry_after: int) -> PodiumError:
     )
 
 
+def registration_rate_limited(retry_after: int) -> PodiumError:
+    return PodiumError(
+        "REGISTRATION_RATE_LIMITED",
+        "too many registrations from this address; try again later",
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        retry_after_seconds=retry_after,
+    )
+
+
 def account_banned() -> PodiumError:
     return PodiumError(
         "ACCOUNT_BANNED", "this account is banned", grpc.StatusCode.PERMISSION_DENIED
@@ -113,13 +122,15 @@ def is_valid_username(username: str) -> bool:
     return USERNAME_MIN <= len(username) <= USERNAME_MAX and bool(_USERNAME.fullmatch(username))
 
 
-def normalized_password(password: str) -> str:
+def normalized_password(password: str) -> str | None:
     """The password as hashed: NFC, so that "é" typed as one code point or as two is the same.
 
-    Only an oversized input is cut short here, and only to bound the cost of normalizing it;
-    the length check that follows refuses it either way.
+    NFC composes at most four code points into one character, so a longer input than this can
+    never become a valid password; it is None unread rather than normalized at any length.
     """
-    return unicodedata.normalize("NFC", password[: PASSWORD_MAX * 4])
+    if len(password) > PASSWORD_MAX * 4:
+        return None
+    return unicodedata.normalize("NFC", password)
 
 
 def is_valid_password(password: str) -> bool:
@@ -128,13 +139,20 @@ def is_valid_password(password: str) -> bool:
     return not any(unicodedata.category(char) == "Cc" for char in password)
 
 
-async def register(deps: Deps, username: str, password: str) -> str:
-    """Create an account and return its new player id."""
+async def register(deps: Deps, username: str, password: str, address: str = "") -> str:
+    """Create an account and return its new player id.
+
+    Only a registration that will spend a hash is charged to its address.
+    """
     if not is_valid_username(username):
         raise invalid_username()
     password = normalized_password(password)
-    if not is_valid_password(password):
+    if password is None or not is_valid_password(password):
         raise invalid_password()
+    admission = await deps.limiter.admit_registration(address)
+    if admission.retry_after:
+        log.warning("registration_throttled", retry_after=admission.retry_after)
+        raise registration_rate_limited(admission.retry_after)
 
     password_hash = await deps.passwords.hash(password)
     try:
@@ -155,32 +173,31 @@ async def register(deps: Deps, username: str, password: str) -> str:
 async def login(deps: Deps, username: str, password: str, address: str) -> SessionTokens:
     """Check the credentials and open a session; unknown users and wrong passwords look alike.
 
-    Failures count against the name and the address before anything else is looked at, and a
-    locked-out name is refused without a look at its password.
+    The attempt is charged to the name and the address before anything else is looked at, and
+    a locked-out name is refused without a look at its password.
     """
     well_formed = is_valid_username(username)
-    key = username_key(username) if well_formed else ""
-    retry_after = await deps.limiter.retry_after(key, address)
-    if retry_after:
-        log.warning("login_throttled", retry_after=retry_after)
-        raise login_rate_limited(retry_after)
+    admission = await deps.limiter.admit_login(
+        username_key(username) if well_formed else "", address
+    )
+    if admission.retry_after:
+        log.warning("login_throttled", retry_after=admission.retry_after)
+        raise login_rate_limited(admission.retry_after)
 
     password = normalized_password(password)
     # No account can hold such a name or password, so refuse before spending a hash on it.
-    if not well_formed or not 0 < len(password) <= PASSWORD_MAX:
-        await deps.limiter.failed(key, address)
+    if not well_formed or password is None or not 0 < len(password) <= PASSWORD_MAX:
         raise invalid_credentials()
 
     account = await deps.accounts.find(username)
     if account is None:
         await deps.passwords.verify_dummy(password)
     if account is None or not await deps.passwords.verify(account.password_hash, password):
-        await deps.limiter.failed(key, address)
         reason = "unknown_user" if account is None else "wrong_password"
         log.warning("login_refused", reason=reason)
         raise invalid_credentials()
 
-    await deps.limiter.succeeded(key)
+    await deps.limiter.login_succeeded(admission)
     if account.banned:
         raise account_banned()
     if deps.passwords.needs_rehash(account.password_hash):

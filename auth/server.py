@@ -12,7 +12,7 @@ from auth.announcer import Announcer
 from auth.api import add_to_server
 from auth.config import AuthSettings
 from auth.core import Deps
-from auth.limits import LoginLimiter
+from auth.limits import Limiter
 from auth.passwords import Passwords
 from auth.sessions import Sessions
 from auth.store import Accounts
@@ -50,7 +50,7 @@ async def running(settings: AuthSettings) -> AsyncIterator[int]:
             passwords,
             Sessions(redis, names, settings.session_ttl_seconds),
             tokens,
-            LoginLimiter.from_settings(settings, redis, names),
+            Limiter.from_settings(settings, redis, names),
             Announcer(nc, names),
         )
         server, port, health = await start_server(

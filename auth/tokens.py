@@ -4,6 +4,7 @@ Verification trusts nothing in the token before its signature is checked: the he
 name a configured key, and that key alone decides the algorithm.
 """
 
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -15,6 +16,9 @@ from auth.keys import KeyRing
 
 # Tokens we issue are under 500 characters; anything far longer is refused unparsed.
 MAX_TOKEN_CHARS = 2048
+# JWS compact form, unpadded base64url (RFC 7515): the decoder would also take padding and
+# so give one token several spellings, which a cache or deny-list keyed on the text would miss.
+_COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 _REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "sid"]
 # Replicas' clocks may differ a little; a token is not refused for being seconds early or late.
 CLOCK_SKEW_SECONDS = 5
@@ -91,6 +95,8 @@ class Tokens:
         """
         if not token or len(token) > MAX_TOKEN_CHARS:
             raise InvalidToken("size")
+        if not _COMPACT.fullmatch(token):
+            raise InvalidToken("form")
 
         try:
             kid = jwt.get_unverified_header(token).get("kid")

@@ -51,9 +51,13 @@ class Clients:
         except grpc.aio.AioRpcError as error:
             raise from_rpc_error(error) from None
 
-    async def register(self, username: str, password: str) -> auth_pb.RegisterResponse:
+    async def register(
+        self, username: str, password: str, client_address: str
+    ) -> auth_pb.RegisterResponse:
         stub = auth_grpc.AuthServiceStub(self.channels["auth"])
-        request = auth_pb.RegisterRequest(username=username, password=password)
+        request = auth_pb.RegisterRequest(
+            username=username, password=password, client_address=client_address
+        )
         return await self._call(stub.Register, request)
 
     async def login(

@@ -6,18 +6,31 @@ from aiohttp import web
 from gateway.context import CONTEXT
 from infra.errors import PodiumError
 
-MISSING_TOKEN = PodiumError(
-    "MISSING_TOKEN",
-    "an Authorization: Bearer token is required",
-    grpc.StatusCode.UNAUTHENTICATED,
-)
+
+# Each refusal is a new exception: a shared instance would grow its traceback on every raise.
+def missing_token() -> PodiumError:
+    return PodiumError(
+        "MISSING_TOKEN",
+        "an Authorization: Bearer token is required",
+        grpc.StatusCode.UNAUTHENTICATED,
+    )
+
+
+def invalid_token() -> PodiumError:
+    return PodiumError("INVALID_TOKEN", "invalid access token", grpc.StatusCode.UNAUTHENTICATED)
 
 
 def bearer_token(request: web.Request) -> str:
-    """The token of an `Authorization: Bearer <token>` header, or MISSING_TOKEN."""
+    """The token of an `Authorization: Bearer <token>` header, or MISSING_TOKEN.
+
+    A token is ASCII; header bytes that are not arrive as text no request to auth can carry,
+    so they are refused here, as auth would refuse them.
+    """
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise MISSING_TOKEN
+        raise missing_token()
+    if not token.isascii():
+        raise invalid_token()
     return token.strip()
 
 

@@ -20,7 +20,8 @@ async def register(request: web.Request) -> web.Response:
     body = await _json_body(request)
     username, password = _string(body, "username"), _string(body, "password")
 
-    reply = await request.app[CONTEXT].clients.register(username, password)
+    clients = request.app[CONTEXT].clients
+    reply = await clients.register(username, password, client_address(request))
     return web.json_response({"player_id": reply.player_id}, status=201)
 
 

@@ -3,6 +3,11 @@
 Reading and writing are separate tasks. The read loop acts on one frame at a time, so a
 player's actions reach JetStream in the order they were sent; the writer drains the socket's
 outbox, so a slow reader only ever waits on itself.
+
+When the server closes a socket (session ended, bad client), the read loop is stopped between
+frames and the handler closes the socket itself: aiohttp's close() then waits for the client's
+answering close frame. Called while another task is reading, it drops the connection at once,
+and the client, whose answer then fails, sees 1006 instead of our close code.
 """
 
 import asyncio
@@ -34,6 +39,8 @@ log = structlog.get_logger(__name__)
 
 HEARTBEAT_SECONDS = 30.0
 PUBLISH_TIMEOUT_SECONDS = 2.0
+# How long a closing socket waits for the client's close frame (and for its own to be sent).
+CLOSE_TIMEOUT_SECONDS = 2.0
 MAX_PENDING_ACTIONS = 256
 # How long to keep asking for the first result of a repeated action id that is still queued.
 RESULT_LOOKUP_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
@@ -43,7 +50,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     """GET /v1/ws: refuse before the upgrade unless the bearer token names a live session."""
     context = request.app[CONTEXT]
     ws = web.WebSocketResponse(
-        heartbeat=HEARTBEAT_SECONDS, max_msg_size=context.settings.hard_frame_bytes
+        heartbeat=HEARTBEAT_SECONDS,
+        max_msg_size=context.settings.hard_frame_bytes,
+        timeout=CLOSE_TIMEOUT_SECONDS,
     )
     if not ws.can_prepare(request).ok:
         return error_response(426, "UPGRADE_REQUIRED", "this route takes a WebSocket upgrade")
@@ -78,7 +87,10 @@ class PlayerSocket:
         self.pending: dict[str, list[tuple[Any, str]]] = {}
         self.bad_frames = 0
         self._tasks: set[asyncio.Task] = set()
-        self._closing: asyncio.Task | None = None
+        # Held while a frame is acted on, so the read loop is only ever stopped between frames.
+        self._frame_lock = asyncio.Lock()
+        self._close_request: tuple[int, str] | None = None
+        self._close_requested = asyncio.Event()
 
     async def serve(self, welcome: str) -> None:
         names = self.context.names
@@ -86,13 +98,19 @@ class PlayerSocket:
             names.result_subject(self.session_key), cb=self._on_result
         )
         writer = asyncio.create_task(self._write())
-        self.context.sessions.add(self.session_key, self.close)
         self._send(welcome)
+        await self.context.sessions.add(self.session_key, self.close)
         log.info("socket_opened", player_id=self.player_id, session_key=self.session_key)
 
+        reader = asyncio.create_task(self._read())
+        close_requested = asyncio.create_task(self._close_requested.wait())
         try:
-            await self._read()
+            await asyncio.wait({reader, close_requested}, return_when=asyncio.FIRST_COMPLETED)
+            if not reader.done():
+                await self._close_from_here(reader)
         finally:
+            reader.cancel()
+            close_requested.cancel()
             self.context.sessions.remove(self.session_key, self.close)
             writer.cancel()
             for task in self._tasks:
@@ -104,16 +122,33 @@ class PlayerSocket:
 
     async def _read(self) -> None:
         async for message in self.ws:
-            if self._closing is not None:
-                # Closing already: the rest of what the client sent is not read for effect.
-                continue
-            if message.type == WSMsgType.TEXT:
-                await self._on_text(message.data)
-            elif message.type == WSMsgType.BINARY:
-                self._refuse(FrameError("BINARY_NOT_SUPPORTED", "send JSON text frames"))
-            elif message.type == WSMsgType.ERROR:
-                log.info("socket_error", player_id=self.player_id, error=str(message.data))
-                break
+            async with self._frame_lock:
+                if message.type == WSMsgType.TEXT:
+                    await self._on_text(message.data)
+                elif message.type == WSMsgType.BINARY:
+                    self._refuse(FrameError("BINARY_NOT_SUPPORTED", "send JSON text frames"))
+                elif message.type == WSMsgType.ERROR:
+                    log.info("socket_error", player_id=self.player_id, error=str(message.data))
+                    break
+
+    async def _close_from_here(self, reader: asyncio.Task) -> None:
+        """Stop reading once the frame in hand is done, then close with the requested code.
+
+        What the client sent after the close was decided is not acted on.
+        """
+        async with self._frame_lock:
+            reader.cancel()
+        await asyncio.wait({reader})
+
+        code, reason = self._close_request
+        try:
+            await asyncio.wait_for(
+                self.ws.close(code=code, message=reason.encode()), CLOSE_TIMEOUT_SECONDS
+            )
+        except TimeoutError:
+            # A client that never reads cannot take even the close frame; the connection is
+            # dropped instead.
+            log.info("socket_close_timed_out", player_id=self.player_id)
 
     async def _write(self) -> None:
         while not self.ws.closed:
@@ -246,14 +281,15 @@ class PlayerSocket:
             self._close(WSCloseCode.TRY_AGAIN_LATER, "reader too slow")
 
     async def close(self, code: int, reason: str) -> None:
-        """Close from outside the read loop (session ended); the loop then ends by itself."""
+        """Close from outside the read loop (session ended); serve() does the closing."""
         self._close(code, reason)
 
     def _close(self, code: int, reason: str) -> None:
-        if self._closing is not None:
+        if self._close_request is not None:
             return
         log.info("socket_closing", player_id=self.player_id, code=int(code), reason=reason)
-        self._closing = asyncio.create_task(self.ws.close(code=code, message=reason.encode()))
+        self._close_request = (int(code), reason)
+        self._close_requested.set()
 
     def _spawn(self, coroutine) -> None:
         task = asyncio.create_task(coroutine)

@@ -13,7 +13,7 @@ from podium.auth.v1 import auth_pb2, auth_service_pb2_grpc
 from auth.announcer import Announcer
 from auth.config import AuthSettings
 from auth.core import Deps
-from auth.limits import LoginLimiter
+from auth.limits import Limiter
 from auth.passwords import Passwords
 from auth.server import running
 from auth.sessions import Sessions
@@ -109,7 +109,7 @@ def refused() -> Callable[[Awaitable[object]], Awaitable[PodiumError]]:
 @pytest.fixture(scope="session")
 def deps(accounts, passwords, sessions, tokens, redis_client, names, nats_client, auth_settings):
     """The core's dependencies, built like the server builds them, for direct calls."""
-    limiter = LoginLimiter.from_settings(auth_settings, redis_client, names)
+    limiter = Limiter.from_settings(auth_settings, redis_client, names)
     return Deps(accounts, passwords, sessions, tokens, limiter, Announcer(nats_client, names))
 
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import re
+import unicodedata
 import uuid
 
 import grpc
@@ -222,3 +223,23 @@ async def test_characters_are_counted_after_normalization(auth_stub, new_usernam
 
     assert accepted.player_id
     assert error.code == "INVALID_PASSWORD"
+
+
+async def test_a_long_input_is_refused_however_much_it_would_compose(
+    auth_stub, new_username, refused
+):
+    """U+1F82 is four code points decomposed: 128 of them are 512 code points, the most any
+    valid password can arrive as; one more code point is refused, not cut off."""
+    decomposed = unicodedata.normalize("NFD", "\u1f82") * 128
+    username = new_username()
+
+    await auth_stub.Register(pb.RegisterRequest(username=username, password=decomposed))
+    error = await refused(
+        auth_stub.Register(pb.RegisterRequest(username=new_username(), password=decomposed + "X"))
+    )
+    composed = pb.LoginRequest(username=username, password="\u1f82" * 128)
+    longer = pb.LoginRequest(username=username, password=decomposed + "X" * 1000)
+
+    assert error.code == "INVALID_PASSWORD"
+    assert (await auth_stub.Login(composed)).access_token
+    assert (await refused(auth_stub.Login(longer))).code == "INVALID_CREDENTIALS"

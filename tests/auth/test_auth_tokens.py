@@ -123,6 +123,16 @@ def _empty(key, claims, kid):
     return ""
 
 
+def _padded(key, claims, kid):
+    """The decoder would accept base64 padding; the token's one spelling has none."""
+    return claims["token"] + "=="
+
+
+def _padded_payload(key, claims, kid):
+    header, payload, signature = claims["token"].split(".")
+    return f"{header}.{payload}{'=' * (-len(payload) % 4) or '=='}.{signature}"
+
+
 def _oversized(key, claims, kid):
     return claims["token"] + "A" * 10_000
 
@@ -141,6 +151,8 @@ FORGERIES = [
     _tampered_subject,
     _malformed,
     _empty,
+    _padded,
+    _padded_payload,
     _oversized,
 ]
 

@@ -11,15 +11,18 @@ from pathlib import Path
 import aiohttp
 import grpc
 import jwt
+import nats
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from podium.auth.v1 import auth_pb2, auth_service_pb2_grpc
 from podium.auth.v1 import auth_service_pb2 as pb
-from podium.auth.v1 import auth_service_pb2_grpc
 
 from devstack.client import PlayerClient, ProtocolError
+from infra.config import CommonSettings
 
 PASSWORD = "correct horse battery"
+BASE_NATS_URL = CommonSettings().nats_url
 DEV_KEY = Path(__file__).resolve().parents[2] / ".podium" / "jwt-ed25519.pem"
 
 SESSION_ENDED_CLOSE = 4001
@@ -250,3 +253,87 @@ async def test_a_genuine_token_built_the_same_way_is_accepted(players, http, sta
 
     async with http.get(stack.url + "/v1/me", headers={"Authorization": f"Bearer {token}"}) as r:
         assert (r.status, (await r.json())["player_id"]) == (200, player.player_id)
+
+
+async def test_a_client_that_is_not_reading_still_gets_4001_not_1006(players, http, stack):
+    """The server waits for the client's answering close frame before it drops the line."""
+    player = await players(connect=False)
+    ws = await http.ws_connect(stack.url + "/v1/ws", headers=player.bearer)
+    assert (await ws.receive_json())["type"] == "welcome"
+
+    await player.logout()
+    await asyncio.sleep(0.3)
+    message = await ws.receive(timeout=2.0)
+
+    assert (message.type, message.data, message.extra) == (
+        aiohttp.WSMsgType.CLOSE,
+        SESSION_ENDED_CLOSE,
+        "session ended: logout",
+    )
+    assert ws.close_code == SESSION_ENDED_CLOSE
+
+
+async def _connect_or_refused(http, stack, player: PlayerClient):
+    try:
+        return await http.ws_connect(stack.url + "/v1/ws", headers=player.bearer)
+    except aiohttp.WSServerHandshakeError as refused:
+        assert refused.status == 401
+        return None
+
+
+async def _logout_after(player: PlayerClient, delay: float) -> None:
+    await asyncio.sleep(delay)
+    await player.logout()
+
+
+@pytest.mark.parametrize("delay", [ms / 1000 for ms in range(0, 24, 2)])
+async def test_a_socket_opened_while_its_session_ends_is_closed_too(players, http, stack, delay):
+    """A connect racing a logout: whichever wins, no socket of the ended session stays open.
+
+    The close must come from the event, before the stack's once-a-second sweep could mask a
+    socket the event missed.
+    """
+    player = await players(connect=False)
+
+    ws, _ = await asyncio.gather(
+        _connect_or_refused(http, stack, player), _logout_after(player, delay)
+    )
+
+    if ws is not None:
+        await asyncio.wait_for(ws.receive_json(), 2.0)
+        message = await ws.receive(timeout=SWEEP_SECONDS * 0.8)
+        assert (message.type, message.data) == (aiohttp.WSMsgType.CLOSE, SESSION_ENDED_CLOSE)
+
+
+async def test_an_end_reason_newer_than_the_gateway_still_closes_the_socket(players, stack):
+    player = await players()
+    session_key = jwt.decode(player.access_token, options={"verify_signature": False})["sid"]
+    event = auth_pb2.SessionEnded(session_key=session_key, player_id=player.player_id, reason=42)
+
+    nc = await nats.connect(BASE_NATS_URL)
+    try:
+        await nc.publish(stack.names.sessions_ended_subject, event.SerializeToString())
+        await nc.flush()
+    finally:
+        await nc.close()
+
+    assert await player.closed_by_server(2.0) == SESSION_ENDED_CLOSE
+
+
+@pytest.mark.parametrize(
+    "value", [b"Bearer \xff\xfe", b"Bearer eyJ\xe9.e30.sig"], ids=["not_utf8", "latin1_inside"]
+)
+async def test_authorization_bytes_that_are_not_ascii_are_401(stack, value):
+    port = int(stack.url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        b"GET /v1/me HTTP/1.1\r\nHost: x\r\nAuthorization: " + value + b"\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    await writer.drain()
+    reply = await asyncio.wait_for(reader.read(), 5.0)
+    writer.close()
+
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401 Unauthorized\r\n")
+    assert json.loads(body)["error"]["code"] == "INVALID_TOKEN"
