@@ -18,4 +18,6 @@ class StackSettings(CommonSettings):
     game_port: int = Field(50060, ge=1, le=65535)
     game_workers: int = Field(1, ge=1, le=16)
     jwt_private_key_file: Path = Path(".podium/jwt-ed25519.pem")
+    # Bots and load tests register many players from one address; production keeps auth's 100.
+    registrations_per_address: int = Field(1_000_000, ge=1)
     ready_timeout_seconds: float = Field(60.0, gt=0)

@@ -35,7 +35,13 @@ def service_commands(settings: StackSettings) -> list[tuple[str, dict[str, str]]
     game_addrs = [f"{host}:{settings.game_port + i}" for i in range(settings.game_workers)]
     key = str(settings.jwt_private_key_file.resolve())
     commands = [
-        ("auth", {"PODIUM_AUTH_LISTEN": f"{host}:{settings.auth_port}"}),
+        (
+            "auth",
+            {
+                "PODIUM_AUTH_LISTEN": f"{host}:{settings.auth_port}",
+                "PODIUM_REGISTRATIONS_PER_ADDRESS": str(settings.registrations_per_address),
+            },
+        ),
         ("ranking", {"PODIUM_RANKING_LISTEN": f"{host}:{settings.ranking_port}"}),
     ]
     commands += [("game", {"PODIUM_GAME_LISTEN": addr}) for addr in game_addrs]
