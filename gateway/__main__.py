@@ -4,6 +4,7 @@ import structlog
 import uvloop
 from aiohttp import web
 
+from gateway import http_log
 from gateway.app import build_app
 from gateway.config import GatewaySettings
 from infra.grpc_server import stop_event
@@ -15,6 +16,7 @@ log = structlog.get_logger("gateway")
 async def main() -> None:
     settings = GatewaySettings()
     configure_logging("gateway", settings.log_level)
+    http_log.install()
     stop = stop_event()
 
     runner = web.AppRunner(build_app(settings), access_log=None)

@@ -337,3 +337,22 @@ async def test_authorization_bytes_that_are_not_ascii_are_401(stack, value):
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 401 Unauthorized\r\n")
     assert json.loads(body)["error"]["code"] == "INVALID_TOKEN"
+
+
+async def test_a_request_aiohttp_cannot_parse_leaves_its_token_out_of_the_log(players, stack):
+    player = await players(connect=False)
+    port = int(stack.url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    token = player.access_token.encode()
+    writer.write(
+        b"GET /v1/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token + b"\x01\r\n\r\n"
+    )
+    await writer.drain()
+    reply = await asyncio.wait_for(reader.read(), 5.0)
+    writer.close()
+    await asyncio.sleep(0.3)
+
+    log = stack.log_path.read_text()
+    assert reply.split(b" ", 2)[1] == b"400"
+    assert player.access_token not in log
+    assert "bad_http_request: BadHttpMessage (400)" in log
