@@ -1,7 +1,8 @@
 """Fixtures shared by every test: a private namespace on the real Postgres, Redis and NATS.
 
-Each test session gets its own Postgres database and its own namespace for NATS subjects,
-JetStream streams and Redis keys, and removes them at the end, so runs never see each other.
+Each test session gets its own Postgres shard databases (two unless PODIUM_TEST_SHARDS says
+otherwise, so that players land on both) and its own namespace for NATS subjects, JetStream
+streams and Redis keys, and removes them at the end, so runs never see each other.
 """
 
 import os
@@ -16,8 +17,11 @@ import redis.asyncio as aioredis
 from infra.config import CommonSettings
 from infra.migrate import migrate
 from infra.names import Names
+from infra.shards import ShardPools
 
 BASE = CommonSettings()
+# How many shard databases the session spreads players over; the suite passes with 1 or 2.
+SHARD_DATABASES = int(os.environ.get("PODIUM_TEST_SHARDS", "2"))
 
 
 def _dsn_for(database: str) -> str:
@@ -34,26 +38,71 @@ def names(namespace: str) -> Names:
     return Names(namespace)
 
 
-@pytest.fixture(scope="session")
-async def postgres_dsn(namespace: str):
-    """A freshly migrated database of this session's own, dropped afterwards."""
-    dsn = _dsn_for(f"podium_{namespace}")
-    await migrate(dsn)
-    yield dsn
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run a test that takes `shard_index` once for each shard database of the session."""
+    if "shard_index" in metafunc.fixturenames:
+        metafunc.parametrize("shard_index", range(SHARD_DATABASES))
 
+
+def _shard_dsns_of(namespace: str) -> list[str]:
+    first = f"podium_{namespace}"
+    databases = [first] + [f"{first}_{i}" for i in range(1, SHARD_DATABASES)]
+    return [_dsn_for(database) for database in databases]
+
+
+async def _drop_databases(dsns: list[str]) -> None:
     admin = await asyncpg.connect(_dsn_for("postgres"))
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "podium_{namespace}" WITH (FORCE)')
+        for dsn in dsns:
+            name = urlsplit(dsn).path.lstrip("/")
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
 
 
 @pytest.fixture(scope="session")
-def service_env(namespace: str, postgres_dsn: str) -> dict[str, str]:
-    """PODIUM_* variables that point a service at this session's namespace and database."""
+async def shard_dsns(namespace: str):
+    """Freshly migrated shard databases of this session's own, dropped afterwards."""
+    dsns = _shard_dsns_of(namespace)
+    for dsn in dsns:
+        await migrate(dsn)
+    yield dsns
+
+    await _drop_databases(dsns)
+
+
+@pytest.fixture(scope="module")
+async def shard_dsns_for():
+    """Name shard databases for a namespace of a module's own: shard_dsns_for(namespace).
+
+    As many as the session has, for a stack that creates and migrates them itself as it would
+    in production; whatever the module named is dropped after it.
+    """
+    named: list[str] = []
+
+    def dsns_for(namespace: str) -> list[str]:
+        dsns = _shard_dsns_of(namespace)
+        named.extend(dsns)
+        return dsns
+
+    yield dsns_for
+
+    await _drop_databases(named)
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(shard_dsns: list[str]) -> str:
+    """The first shard database, which also answers for anything not owned by a player."""
+    return shard_dsns[0]
+
+
+@pytest.fixture(scope="session")
+def service_env(namespace: str, shard_dsns: list[str]) -> dict[str, str]:
+    """PODIUM_* variables that point a service at this session's namespace and databases."""
     return {
         "PODIUM_NAMESPACE": namespace,
-        "PODIUM_POSTGRES_DSN": postgres_dsn,
+        "PODIUM_POSTGRES_DSN": shard_dsns[0],
+        "PODIUM_POSTGRES_SHARDS": ",".join(shard_dsns),
         "PODIUM_REDIS_URL": BASE.redis_url,
         "PODIUM_NATS_URL": BASE.nats_url,
     }
@@ -78,6 +127,14 @@ async def pg(postgres_dsn: str):
     pool = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=4)
     yield pool
     await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def shards(shard_dsns: list[str]):
+    """Pools of every shard database, routed as the services route: shards.for_player(id)."""
+    pools = await ShardPools.open(shard_dsns, min_size=1, max_size=4)
+    yield pools
+    await pools.close()
 
 
 @pytest.fixture(scope="session")

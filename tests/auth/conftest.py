@@ -21,7 +21,6 @@ from auth.store import Accounts
 from auth.tokens import Tokens
 from infra.errors import PodiumError, from_rpc_error
 from infra.keygen import write_key
-from infra.shards import ShardPools
 
 
 @pytest.fixture(scope="session")
@@ -71,8 +70,9 @@ def new_username() -> Callable[[], str]:
 
 
 @pytest.fixture(scope="session")
-def accounts(pg) -> Accounts:
-    return Accounts(ShardPools([pg]))
+def accounts(shards) -> Accounts:
+    """Accounts over every shard database of the session, as the auth server holds them."""
+    return Accounts(shards)
 
 
 @pytest.fixture(scope="session")

@@ -129,7 +129,7 @@ async def test_login_refuses_empty_or_oversized_input(auth_stub, refused, userna
 
 
 async def test_login_rehashes_a_password_hashed_with_other_parameters(
-    auth_stub, new_username, accounts, pg, auth_settings
+    auth_stub, new_username, accounts, shards, auth_settings
 ):
     username = new_username()
     older = Passwords(auth_settings.argon2_memory_kib, auth_settings.argon2_time_cost + 1, 1)
@@ -138,7 +138,7 @@ async def test_login_rehashes_a_password_hashed_with_other_parameters(
     first = await auth_stub.Login(pb.LoginRequest(username=username, password=PASSWORD))
     second = await auth_stub.Login(pb.LoginRequest(username=username, password=PASSWORD))
 
-    stored = await pg.fetchval(
+    stored = await shards.for_player(player_id).fetchval(
         "SELECT password_hash FROM accounts WHERE player_id = $1", uuid.UUID(player_id)
     )
     assert first.player_id == second.player_id == player_id

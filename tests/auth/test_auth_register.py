@@ -11,7 +11,7 @@ from podium.auth.v1 import auth_service_pb2 as pb
 
 
 async def test_register_creates_account_and_publishes_username(
-    auth_stub, new_username, pg, redis_client, names
+    auth_stub, new_username, shards, redis_client, names
 ):
     username = new_username().replace("u_", "Mixed.Case-")
 
@@ -20,7 +20,7 @@ async def test_register_creates_account_and_publishes_username(
     )
 
     player_id = uuid.UUID(response.player_id)
-    row = await pg.fetchrow(
+    row = await shards.for_player(response.player_id).fetchrow(
         "SELECT username, username_key FROM accounts WHERE player_id = $1", player_id
     )
     cached = await redis_client.hget(names.usernames_key, response.player_id)
@@ -43,7 +43,7 @@ async def test_register_refuses_a_taken_username_in_another_case(auth_stub, new_
 
 
 async def test_concurrent_registrations_of_one_name_create_one_account(
-    auth_stub, new_username, pg
+    auth_stub, new_username, shards
 ):
     username = new_username()
     variants = [username, username.upper(), username.title(), username, username.upper()]
@@ -58,12 +58,15 @@ async def test_concurrent_registrations_of_one_name_create_one_account(
 
     created = [o for o in outcomes if isinstance(o, pb.RegisterResponse)]
     refused_codes = {o.code() for o in outcomes if isinstance(o, grpc.aio.AioRpcError)}
-    rows = await pg.fetchval(
-        "SELECT count(*) FROM accounts WHERE username_key = $1", username.lower()
-    )
+    rows = [
+        await pool.fetchval(
+            "SELECT count(*) FROM accounts WHERE username_key = $1", username.lower()
+        )
+        for pool in shards
+    ]
     assert len(created) == 1
     assert refused_codes == {grpc.StatusCode.ALREADY_EXISTS}
-    assert rows == 1
+    assert sum(rows) == 1
 
 
 @pytest.mark.parametrize(
@@ -166,7 +169,7 @@ async def test_password_is_never_truncated(auth_stub, new_username, refused):
 
 
 async def test_stored_hash_is_argon2id_with_the_configured_parameters(
-    auth_stub, new_username, pg, auth_settings
+    auth_stub, new_username, shards, auth_settings
 ):
     password = "correct horse"
 
@@ -174,7 +177,7 @@ async def test_stored_hash_is_argon2id_with_the_configured_parameters(
         pb.RegisterRequest(username=new_username(), password=password)
     )
 
-    stored = await pg.fetchval(
+    stored = await shards.for_player(response.player_id).fetchval(
         "SELECT password_hash FROM accounts WHERE player_id = $1", uuid.UUID(response.player_id)
     )
     parsed = re.fullmatch(r"\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$[^$]+\$[^$]+", stored)

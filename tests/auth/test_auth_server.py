@@ -69,7 +69,8 @@ async def test_reflection_lists_the_auth_service(auth_channel):
 async def test_unexpected_failure_is_internal_and_hides_its_cause(
     auth_settings, bare_database_dsn, new_username, refused
 ):
-    settings = auth_settings.model_copy(update={"postgres_dsn": bare_database_dsn})
+    bare = {"postgres_dsn": bare_database_dsn, "postgres_shards": [bare_database_dsn]}
+    settings = auth_settings.model_copy(update=bare)
     request = pb.RegisterRequest(username=new_username(), password="password-1")
 
     async with running(settings) as port:

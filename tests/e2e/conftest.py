@@ -1,7 +1,7 @@
 """The whole system started by the README's own start command, on real services.
 
-Each test module gets a stack of its own (a fresh namespace and database), so board ranks in
-one module never depend on another's scores.
+Each test module gets a stack of its own (a fresh namespace and shard databases, as many as the
+session has), so board ranks in one module never depend on another's scores.
 """
 
 import asyncio
@@ -12,10 +12,8 @@ import socket
 import sys
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-import asyncpg
 import nats
 import pytest
 import redis.asyncio as aioredis
@@ -23,6 +21,7 @@ import redis.asyncio as aioredis
 from devstack.client import PlayerClient
 from infra.config import CommonSettings
 from infra.names import Names
+from infra.shards import ShardPools
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = CommonSettings()
@@ -38,9 +37,9 @@ def _free_port() -> int:
 class Stack:
     """A running `python -m devstack up` and what it points at."""
 
-    def __init__(self, namespace: str, dsn: str, url: str, process, log_path: Path) -> None:
+    def __init__(self, namespace: str, dsns: list[str], url: str, process, log_path: Path) -> None:
         self.names = Names(namespace)
-        self.dsn = dsn
+        self.dsns = dsns
         self.url = url
         self.process = process
         self.log_path = log_path
@@ -71,16 +70,17 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-async def stack(request, tmp_path_factory):
+async def stack(request, tmp_path_factory, shard_dsns_for):
     """The stack of one test module; a module's STACK_ENV adds settings of its own."""
     namespace = "e" + uuid.uuid4().hex[:10]
-    database = f"podium_{namespace}"
-    dsn = urlunsplit(urlsplit(BASE.postgres_dsn)._replace(path=f"/{database}"))
+    dsns = shard_dsns_for(namespace)
     http_port = _free_port()
     env = {
         **os.environ,
         "PODIUM_NAMESPACE": namespace,
-        "PODIUM_POSTGRES_DSN": dsn,
+        # Both replace what settings_env may have exported for the session's own services.
+        "PODIUM_POSTGRES_DSN": dsns[0],
+        "PODIUM_POSTGRES_SHARDS": ",".join(dsns),
         "PODIUM_HTTP_PORT": str(http_port),
         "PODIUM_AUTH_PORT": str(_free_port()),
         "PODIUM_RANKING_PORT": str(_free_port()),
@@ -106,7 +106,7 @@ async def stack(request, tmp_path_factory):
     url = f"http://127.0.0.1:{http_port}"
     try:
         await _wait_ready(url, process, log_file.name)
-        stack = Stack(namespace, dsn, url, process, Path(log_file.name))
+        stack = Stack(namespace, dsns, url, process, Path(log_file.name))
         stack.auth_target = f"127.0.0.1:{env['PODIUM_AUTH_PORT']}"
         yield stack
 
@@ -118,7 +118,7 @@ async def stack(request, tmp_path_factory):
             process.kill()
             await process.wait()
         log_file.close()
-        await _remove(namespace, database)
+        await _remove(namespace)
 
 
 async def _wait_ready(url: str, process, log_path: str) -> None:
@@ -136,7 +136,7 @@ async def _wait_ready(url: str, process, log_path: str) -> None:
     raise RuntimeError("stack did not become ready:\n" + Path(log_path).read_text()[-4000:])
 
 
-async def _remove(namespace: str, database: str) -> None:
+async def _remove(namespace: str) -> None:
     names = Names(namespace)
     client = aioredis.from_url(BASE.redis_url)
     keys = [key async for key in client.scan_iter(match=f"{namespace}:*", count=1000)]
@@ -150,12 +150,6 @@ async def _remove(namespace: str, database: str) -> None:
     except nats.js.errors.NotFoundError:
         pass
     await nc.close()
-
-    admin = await asyncpg.connect(
-        urlunsplit(urlsplit(BASE.postgres_dsn)._replace(path="/postgres"))
-    )
-    await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    await admin.close()
 
 
 @pytest.fixture
@@ -187,10 +181,11 @@ async def players(stack, http):
 
 
 @pytest.fixture
-async def db(stack):
-    conn = await asyncpg.connect(stack.dsn)
-    yield conn
-    await conn.close()
+async def databases(stack):
+    """The stack's shard databases, routed as its services route: databases.for_player(id)."""
+    pools = await ShardPools.open(stack.dsns, min_size=1, max_size=2)
+    yield pools
+    await pools.close()
 
 
 @pytest.fixture

@@ -86,7 +86,9 @@ async def test_daily_board_counts_the_day_of_play(players):
     assert _ranks(daily)[player.player_id][1] == 5
 
 
-async def test_stale_state_hash_is_a_mismatch_that_changes_nothing(players, db, redis_db, stack):
+async def test_stale_state_hash_is_a_mismatch_that_changes_nothing(
+    players, databases, redis_db, stack
+):
     player = await players()
     initial_hash = player.state_hash
     applied = await _play(player, 5)
@@ -94,6 +96,7 @@ async def test_stale_state_hash_is_a_mismatch_that_changes_nothing(players, db, 
     action_id = await player.act("score", {"points": 7}, state_hash=initial_hash)
     mismatch = await player.result(action_id)
 
+    db = databases.for_player(player.player_id)
     row = await db.fetchrow(
         "SELECT version, state_hash FROM player_state WHERE player_id = $1",
         uuid.UUID(player.player_id),
@@ -109,7 +112,7 @@ async def test_stale_state_hash_is_a_mismatch_that_changes_nothing(players, db, 
     assert (row["version"], board_score, redis_score) == (1, 5, -5)
 
 
-async def test_the_same_action_id_twice_is_applied_once_with_the_same_answer(players, db):
+async def test_the_same_action_id_twice_is_applied_once_with_the_same_answer(players, databases):
     player = await players()
     frame = {
         "type": "action",
@@ -125,6 +128,7 @@ async def test_the_same_action_id_twice_is_applied_once_with_the_same_answer(pla
     await player.send({**frame, "id": "second"})
     second = await player.receive("result", id="second")
 
+    db = databases.for_player(player.player_id)
     version = await db.fetchval(
         "SELECT version FROM player_state WHERE player_id = $1", uuid.UUID(player.player_id)
     )
@@ -137,14 +141,14 @@ async def test_the_same_action_id_twice_is_applied_once_with_the_same_answer(pla
     assert events == 2  # one event per board: global and daily
 
 
-async def test_refused_actions_are_rejected_with_a_code_and_apply_nothing(players, db):
+async def test_refused_actions_are_rejected_with_a_code_and_apply_nothing(players, databases):
     player = await players()
 
     low = await player.result(await player.act("score", {"points": 0}))
     unknown = await player.result(await player.act("teleport", {}))
     extra = await player.result(await player.act("score", {"points": 3, "bonus": 1}))
 
-    version = await db.fetchval(
+    version = await databases.for_player(player.player_id).fetchval(
         "SELECT coalesce(max(version), 0) FROM player_state WHERE player_id = $1",
         uuid.UUID(player.player_id),
     )

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+import asyncpg
 import grpc
 import pytest
 from podium.ranking.v1 import ranking_service_pb2 as pb
@@ -55,11 +56,14 @@ class Harness:
 
 
 class BoardData:
-    """Writes board state the way the contract says other services do."""
+    """Writes board state the way the contract says other services do.
 
-    def __init__(self, redis_client, pg, names) -> None:
+    Postgres rows go to the player's shard database, where ranking looks for them.
+    """
+
+    def __init__(self, redis_client, shards, names) -> None:
         self.redis = redis_client
-        self.pg = pg
+        self.shards = shards
         self.names = names
 
     async def put(self, board: str, period: str, scores: dict[str, int]) -> None:
@@ -81,7 +85,7 @@ class BoardData:
         return value.decode() if value is not None else None
 
     async def account(self, player_id: str, username: str) -> None:
-        await self.pg.execute(
+        await self.shards.for_player(player_id).execute(
             "INSERT INTO accounts (player_id, username, username_key, password_hash)"
             " VALUES ($1, $2, $3, 'x')",
             uuid.UUID(player_id),
@@ -90,11 +94,17 @@ class BoardData:
         )
 
     async def score_rows(self, board: str, period: str, scores: dict[str, int]) -> None:
-        await self.pg.executemany(
-            "INSERT INTO board_scores (player_id, board, period, score, reached_at)"
-            " VALUES ($1, $2, $3, $4, now())",
-            [(uuid.UUID(pid), board, period, score) for pid, score in scores.items()],
-        )
+        by_pool: dict[asyncpg.Pool, list[tuple]] = {}
+        for pid, score in scores.items():
+            row = (uuid.UUID(pid), board, period, score)
+            by_pool.setdefault(self.shards.for_player(pid), []).append(row)
+
+        for pool, rows in by_pool.items():
+            await pool.executemany(
+                "INSERT INTO board_scores (player_id, board, period, score, reached_at)"
+                " VALUES ($1, $2, $3, $4, now())",
+                rows,
+            )
 
     @staticmethod
     def players(count: int) -> list[str]:
@@ -133,8 +143,8 @@ def day() -> str:
 
 
 @pytest.fixture
-def boards(redis_client, pg, names) -> BoardData:
-    return BoardData(redis_client, pg, names)
+def boards(redis_client, shards, names) -> BoardData:
+    return BoardData(redis_client, shards, names)
 
 
 @pytest.fixture
