@@ -1,9 +1,11 @@
-"""Decide one action in one Postgres transaction, at most once per (player, action id).
+"""Decide a batch of actions in one Postgres transaction, each at most once per action id.
 
-The transaction locks the player's row first and only then looks the action id up in
-applied_actions, so two workers handed the same redelivered message cannot both decide it:
-the second waits for the lock and then finds the first one's answer. Every decision (applied,
-mismatch or rejected) is recorded with its serialized result in that same transaction.
+The transaction locks the rows of every player in the batch first and only then looks the
+action ids up in applied_actions, so two workers handed the same message cannot both decide
+it: the second waits for the locks and then finds the first one's answer. The actions are then
+decided in order, in memory, against the rows read under those locks (the stored state hash is
+compared with the client's, and only a match is applied), and every decision (applied,
+mismatch or rejected) is written back with its serialized result in that same transaction.
 """
 
 import re
@@ -17,7 +19,8 @@ from podium.game.v1 import game_pb2
 
 from game import store
 from game.rules.base import MAX_SCORE, Outcome, Refusal, Ruleset
-from game.state import EncodedState, encode_state
+from game.state import encode_state
+from game.store import BoardKey
 from infra.boards import BOARDS
 from infra.ids import canonical_uuid
 
@@ -27,16 +30,17 @@ REJECTED = game_pb2.ACTION_STATUS_REJECTED
 
 # The ledger's status column, readable in SQL without decoding the result bytes.
 _STATUS_TEXT = {APPLIED: "applied", MISMATCH: "mismatch", REJECTED: "rejected"}
+FAILED_STATUS_TEXT = "failed"
 
 # A session key becomes one token of the result subject, so it may not hold "." or wildcards.
-_SESSION_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SESSION_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 # 9999-12-31T23:59:59.999Z: beyond it no date, hence no daily period, exists.
 _MAX_TS_MS = 253_402_300_799_999
 
 
 class MalformedAction(ValueError):
-    """A message no gateway could have sent: it is dropped, as nobody can be answered."""
+    """A message no gateway could have sent: it goes to the dead letters unanswered."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ class Decision:
 
     result: game_pb2.ActionResult
     duplicate: bool
-    scores: list[store.BoardScore]
+    scores: dict[BoardKey, int]
 
 
 def parse_action(data: bytes) -> ActionMessage:
@@ -76,7 +80,7 @@ def parse_action(data: bytes) -> ActionMessage:
     except ValueError as exc:
         raise MalformedAction("player_id or action_id is not a UUID") from exc
 
-    if not _SESSION_KEY.match(action.session_key):
+    if not _SESSION_KEY.fullmatch(action.session_key):
         raise MalformedAction("session_key is not a subject token")
     if not 0 < action.received_ts_ms <= _MAX_TS_MS:
         raise MalformedAction("received_ts_ms is missing or out of range")
@@ -93,25 +97,25 @@ def parse_action(data: bytes) -> ActionMessage:
     )
 
 
-async def decide(pool: asyncpg.Pool, ruleset: Ruleset, action: ActionMessage) -> Decision:
-    """Decide `action`, or return the decision already taken for its id, and commit."""
-    initial = encode_state(ruleset.initial_state())
-
+async def decide_batch(
+    pool: asyncpg.Pool, ruleset: Ruleset, actions: list[ActionMessage]
+) -> list[Decision]:
+    """Decide the actions in order (or repeat the decisions already taken for their ids) and
+    commit them all in one transaction; a failure commits none of them."""
     async with pool.acquire() as conn, conn.transaction():
-        stored = await store.lock_player_state(conn, action.player_id, initial.json, initial.hash)
+        batch = await _read_locked(conn, ruleset, actions)
+        decisions = [batch.decide(action) for action in actions]
+        await _write(conn, batch)
+    return decisions
 
-        earlier = await store.find_decision(conn, action.player_id, action.action_key)
-        if earlier is not None:
-            return await _repeat(conn, action, earlier)
 
-        decision = await _decide_new(conn, ruleset, action, stored)
-        await store.record_decision(
-            conn,
-            action.player_id,
-            action.action_key,
-            _STATUS_TEXT[decision.result.status],
-            decision.result.SerializeToString(),
-        )
+async def record_failure(pool: asyncpg.Pool, ruleset: Ruleset, action: ActionMessage) -> Decision:
+    """Answer an action that could not be decided with ACTION_FAILED, once and for good, so a
+    retry of its id is refused the same way instead of failing all over again."""
+    async with pool.acquire() as conn, conn.transaction():
+        batch = await _read_locked(conn, ruleset, [action])
+        decision = batch.fail(action)
+        await _write(conn, batch)
     return decision
 
 
@@ -119,77 +123,193 @@ async def recorded_result(
     pool: asyncpg.Pool, player_id: str, action_key: str
 ) -> game_pb2.ActionResult | None:
     """The result an action got when it was decided; None if it has not been (yet)."""
-    earlier = await store.find_decision(pool, player_id, action_key)
-    if earlier is None:
-        return None
-    return game_pb2.ActionResult.FromString(earlier)
+    earlier = await store.find_decisions(pool, [(player_id, action_key)])
+    result = earlier.get((player_id, action_key))
+    return None if result is None else game_pb2.ActionResult.FromString(result)
 
 
-async def _repeat(conn: asyncpg.Connection, action: ActionMessage, earlier: bytes) -> Decision:
-    """The first answer again; if it applied, Redis gets the player's current totals again,
-    in case the worker that decided it died before writing them."""
-    result = game_pb2.ActionResult.FromString(earlier)
-    scores = []
-    if result.status == APPLIED:
-        scores = await store.action_board_scores(conn, action.player_id, action.action_key)
-    return Decision(result, duplicate=True, scores=scores)
+async def _read_locked(
+    conn: asyncpg.Connection, ruleset: Ruleset, actions: list[ActionMessage]
+) -> "_Batch":
+    initial = encode_state(ruleset.initial_state())
+    players = sorted({a.player_id for a in actions})
+    stored = await store.lock_players(conn, players, initial.json, initial.hash)
+
+    ids = sorted({(a.player_id, a.action_key) for a in actions})
+    earlier = await store.find_decisions(conn, ids)
+    keys = sorted({key for a in actions for key in _board_keys(a)})
+    totals = await store.board_totals(conn, keys)
+    return _Batch(ruleset, stored, earlier, totals)
 
 
-async def _decide_new(
-    conn: asyncpg.Connection, ruleset: Ruleset, action: ActionMessage, stored: store.StoredState
-) -> Decision:
-    state = orjson.loads(stored.json)
-    score = ruleset.score_of(state)
-    # Quote the stored hash: it is what the player's next action is compared with.
-    current = EncodedState(encode_state(state).json, stored.hash)
-    if stored.hash != action.state_hash:
-        return _unchanged(action, current, score, MISMATCH)
-
-    try:
-        outcome = ruleset.apply(state, action.name, _params(action.params_json))
-        deltas = _board_deltas(outcome, action.received_ts_ms)
-        await _check_range(conn, action.player_id, outcome, deltas)
-    except Refusal as refusal:
-        return _unchanged(action, current, score, REJECTED, refusal)
-
-    encoded = encode_state(outcome.state)
-    version = await store.save_state(
-        conn, action.player_id, stored.hash, encoded.json, encoded.hash
-    )
-    if version is None:
-        raise RuntimeError("player_state changed while its row was locked")
-
-    scores = []
-    if deltas:
-        scores = await store.add_board_scores(conn, action.player_id, action.action_key, deltas)
-    result = game_pb2.ActionResult(
-        action_id=action.action_id,
-        status=APPLIED,
-        state_json=encoded.json,
-        state_hash=encoded.hash,
-        score=outcome.score,
-    )
-    return Decision(result, duplicate=False, scores=scores)
+async def _write(conn: asyncpg.Connection, batch: "_Batch") -> None:
+    await store.save_states(conn, batch.state_changes())
+    await store.record_decisions(conn, batch.decisions)
+    await store.save_totals(conn, batch.total_rows())
+    await store.record_events(conn, batch.events)
 
 
-def _unchanged(
-    action: ActionMessage,
-    current: EncodedState,
-    score: int,
-    status: int,
-    refusal: Refusal | None = None,
-) -> Decision:
-    result = game_pb2.ActionResult(
-        action_id=action.action_id,
-        status=status,
-        state_json=current.json,
-        state_hash=current.hash,
-        score=score,
-    )
-    if refusal is not None:
-        result.error_code = refusal.code
-        result.error_message = refusal.message
-    return Decision(result, duplicate=False, scores=[])
+def _board_keys(action: ActionMessage) -> list[BoardKey]:
+    """Every board score the action could touch: each board, in the period it was received."""
+    return [
+        BoardKey(action.player_id, board.id, board.period_at(action.received_ts_ms))
+        for board in BOARDS.values()
+    ]
+
+
+@dataclass
+class _Player:
+    """A player's state as the batch has it so far, and what the database holds."""
+
+    json: str
+    hash: str
+    stored_hash: str
+    applied: int = 0
+
+
+class _Batch:
+    """Decides a batch's actions one after another, in memory, and collects the rows to write."""
+
+    def __init__(
+        self,
+        ruleset: Ruleset,
+        stored: dict[str, store.StoredState],
+        earlier: dict[tuple[str, str], bytes],
+        totals: dict[BoardKey, int],
+    ) -> None:
+        self._ruleset = ruleset
+        # Canonical JSON, but the stored hash: it is what the player's next action must quote.
+        self._players = {
+            player_id: _Player(encode_state(orjson.loads(s.json)).json, s.hash, s.hash)
+            for player_id, s in stored.items()
+        }
+        self._earlier = dict(earlier)
+        self._totals = dict(totals)
+        self._reached_ms: dict[BoardKey, int] = {}
+        self.decisions: list[store.DecisionRow] = []
+        self.events: list[store.EventRow] = []
+
+    def decide(self, action: ActionMessage) -> Decision:
+        earlier = self._earlier.get((action.player_id, action.action_key))
+        if earlier is not None:
+            return self._repeat(action, earlier)
+
+        player = self._players[action.player_id]
+        if player.hash != action.state_hash:
+            return self._unchanged(action, MISMATCH)
+
+        state = orjson.loads(player.json)
+        try:
+            outcome = self._ruleset.apply(state, action.name, _params(action.params_json))
+            deltas = self._deltas(action, outcome)
+        except Refusal as refusal:
+            return self._unchanged(action, REJECTED, refusal)
+        return self._apply(action, player, outcome, deltas)
+
+    def fail(self, action: ActionMessage) -> Decision:
+        earlier = self._earlier.get((action.player_id, action.action_key))
+        if earlier is not None:
+            return self._repeat(action, earlier)
+        refusal = Refusal("ACTION_FAILED", "the action could not be processed")
+        return self._unchanged(action, REJECTED, refusal, FAILED_STATUS_TEXT)
+
+    def state_changes(self) -> list[store.StateChange]:
+        return [
+            store.StateChange(player_id, p.stored_hash, p.json, p.hash, p.applied)
+            for player_id, p in self._players.items()
+            if p.applied
+        ]
+
+    def total_rows(self) -> list[store.TotalRow]:
+        return [
+            store.TotalRow(key, self._totals[key], reached_ms)
+            for key, reached_ms in self._reached_ms.items()
+        ]
+
+    def _deltas(self, action: ActionMessage, outcome: Outcome) -> dict[BoardKey, int]:
+        """Stamp each delta with the period the action was received in; drop zero deltas;
+        refuse a result Redis could not hold exactly.
+
+        A delta for an unknown board, or one that is not an int, is a bug in the ruleset, not in
+        the action, so it fails the batch (and is logged) rather than refusing the player.
+        """
+        deltas = {}
+        for board_id, delta in outcome.board_deltas.items():
+            board = BOARDS.get(board_id)
+            if board is None or type(delta) is not int:
+                raise TypeError(f"ruleset returned a bad board delta for {board_id!r}")
+            if delta:
+                period = board.period_at(action.received_ts_ms)
+                deltas[BoardKey(action.player_id, board_id, period)] = delta
+
+        out_of_range = abs(outcome.score) > MAX_SCORE or any(
+            abs(self._totals.get(key, 0) + delta) > MAX_SCORE for key, delta in deltas.items()
+        )
+        if out_of_range:
+            raise Refusal("SCORE_OUT_OF_RANGE", "the resulting score is out of range")
+        return deltas
+
+    def _apply(
+        self, action: ActionMessage, player: _Player, outcome: Outcome, deltas: dict
+    ) -> Decision:
+        encoded = encode_state(outcome.state)
+        player.json, player.hash = encoded.json, encoded.hash
+        player.applied += 1
+
+        for key, delta in deltas.items():
+            score = self._totals.get(key, 0) + delta
+            self._totals[key] = score
+            self._reached_ms[key] = action.received_ts_ms
+            self.events.append(store.EventRow(key, delta, score, action.action_key))
+
+        result = game_pb2.ActionResult(
+            action_id=action.action_id,
+            status=APPLIED,
+            state_json=encoded.json,
+            state_hash=encoded.hash,
+            score=outcome.score,
+        )
+        self._record(action, result)
+        return Decision(result, False, {key: self._totals[key] for key in deltas})
+
+    def _repeat(self, action: ActionMessage, earlier: bytes) -> Decision:
+        """The first answer again; if it applied, Redis gets the player's current totals again,
+        in case the worker that decided it died before writing them."""
+        result = game_pb2.ActionResult.FromString(earlier)
+        scores = {}
+        if result.status == APPLIED:
+            keys = _board_keys(action)
+            scores = {key: self._totals[key] for key in keys if key in self._totals}
+        return Decision(result, True, scores)
+
+    def _unchanged(
+        self,
+        action: ActionMessage,
+        status: int,
+        refusal: Refusal | None = None,
+        status_text: str = "",
+    ) -> Decision:
+        player = self._players[action.player_id]
+        result = game_pb2.ActionResult(
+            action_id=action.action_id,
+            status=status,
+            state_json=player.json,
+            state_hash=player.hash,
+            score=self._ruleset.score_of(orjson.loads(player.json)),
+        )
+        if refusal is not None:
+            result.error_code = refusal.code
+            result.error_message = refusal.message
+        self._record(action, result, status_text)
+        return Decision(result, False, {})
+
+    def _record(
+        self, action: ActionMessage, result: game_pb2.ActionResult, status_text: str = ""
+    ) -> None:
+        data = result.SerializeToString()
+        self._earlier[action.player_id, action.action_key] = data
+        status = status_text or _STATUS_TEXT[result.status]
+        self.decisions.append(store.DecisionRow(action.player_id, action.action_key, status, data))
 
 
 def _params(params_json: str) -> dict[str, Any]:
@@ -200,35 +320,3 @@ def _params(params_json: str) -> dict[str, Any]:
     if not isinstance(params, dict):
         raise Refusal("INVALID_PARAMS", "params must be a JSON object")
     return params
-
-
-def _board_deltas(outcome: Outcome, received_ts_ms: int) -> list[store.BoardDelta]:
-    """Stamp each delta with the period the action was received in; drop zero deltas.
-
-    A delta for an unknown board, or one that is not an int, is a bug in the ruleset, not in
-    the action, so it fails the message (and is logged) rather than refusing the player.
-    """
-    deltas = []
-    for board_id, delta in outcome.board_deltas.items():
-        board = BOARDS.get(board_id)
-        if board is None or type(delta) is not int:
-            raise TypeError(f"ruleset returned a bad board delta for {board_id!r}")
-        if delta:
-            deltas.append(store.BoardDelta(board_id, board.period_at(received_ts_ms), delta))
-    return deltas
-
-
-async def _check_range(
-    conn: asyncpg.Connection, player_id: str, outcome: Outcome, deltas: list[store.BoardDelta]
-) -> None:
-    """Refuse an outcome that would leave a score Redis cannot hold exactly."""
-    out_of_range = Refusal("SCORE_OUT_OF_RANGE", "the resulting score is out of range")
-    if abs(outcome.score) > MAX_SCORE:
-        raise out_of_range
-    if not deltas:
-        return
-
-    current = await store.board_scores(conn, player_id, deltas)
-    for d in deltas:
-        if abs(current.get((d.board, d.period), 0) + d.delta) > MAX_SCORE:
-            raise out_of_range

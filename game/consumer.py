@@ -1,194 +1,261 @@
-"""The JetStream side of a game worker: a durable pull consumer, fetched and acked in a loop.
+"""The JetStream side of a game worker: hold partition leases, pull partitions, apply batches.
 
-Each message is seen through before the next: decide it (commit), write the boards to Redis,
-publish the result, and only then ack. A failure before the ack leaves the message to be
-redelivered, and a redelivered action is found in Postgres and answered with its first result,
-so a crash at any step loses nothing and applies nothing twice. Messages of one batch are
-handled in order, which keeps one player's actions in order while a single worker pulls them.
+Actions are partitioned by player (infra.shards.partition_of_player), and each partition is
+pulled by the one worker holding its lease (game.leases), one batch at a time: a partition asks
+for more only once its last batch is acked. So one player's actions apply in the order they
+were sent, while different partitions, spread over every live worker, proceed in parallel.
+
+Within a worker a fetcher task per held partition hands its batches to a few appliers, and an
+applier takes every batch that is ready at once, so under load one transaction per shard
+database decides hundreds of actions.
 """
 
 import asyncio
 import contextlib
+import os
+import secrets
+import socket
 import time
+from dataclasses import dataclass
 
 import nats.aio.client
 import nats.errors
+import redis.asyncio as aioredis
 import structlog
-from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from podium.game.v1 import game_pb2
 
-from game.apply import ActionMessage, MalformedAction, decide, parse_action
-from game.board_writer import BoardWriter
+from game.batches import TRANSIENT, BatchHandler, PartitionBatch
 from game.config import GameSettings
-from game.rules.base import Ruleset
+from game.feed import PartitionFeed
+from game.leases import Leases, fair_share
 from infra.names import Names
-from infra.shards import ShardPools
 from infra.streams import ensure_actions_stream
 
 log = structlog.get_logger(__name__)
 
-# Every replica shares the one durable consumer, and JetStream stops delivering, silently, once
-# this many messages are unacked across all of them. A worker holds at most one batch, so the
-# cap leaves room for this many replicas with a full batch each, while a stuck worker can pin
-# no more than its own batch and the others keep going.
-MAX_ACK_PENDING_BATCHES = 16
-
+# How often an idle fetcher checks that its consumer still exists.
+CONSUMER_CHECK_SECONDS = 10.0
 # After a failed pull (NATS restarting, the consumer gone): wait, then set the consumer up again.
 _REOPEN_PAUSE_SECONDS = 1.0
 
-# How often an idle worker checks that its consumer still exists.
-CONSUMER_CHECK_SECONDS = 10.0
+
+@dataclass
+class _Held:
+    """A partition this worker holds: its feed, its fetcher, and the signal to stop it."""
+
+    feed: PartitionFeed
+    halt: asyncio.Event
+    fetcher: asyncio.Task | None = None
 
 
 class ActionConsumer:
-    """Pulls actions for one namespace and sees each one through to its ack."""
+    """Pulls the actions of one namespace's partitions that this worker holds."""
 
     def __init__(
         self,
         settings: GameSettings,
         nc: nats.aio.client.Client,
-        pools: ShardPools,
-        ruleset: Ruleset,
-        boards: BoardWriter,
+        redis: aioredis.Redis,
+        handler: BatchHandler,
     ) -> None:
         self._settings = settings
         self._names = Names(settings.namespace)
-        self._nc = nc
         self._js = nc.jetstream()
-        self._pools = pools
-        self._ruleset = ruleset
-        self._boards = boards
-        self._sub = None
-        self._checked_at = time.monotonic()
+        worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._leases = Leases(redis, self._names, worker_id, settings.lease_seconds)
+        self._handler = handler
+        self._ready: asyncio.Queue[PartitionBatch | None] = asyncio.Queue()
+        self._held: dict[int, _Held] = {}
+        self._letting_go: set[asyncio.Task] = set()
 
     async def open(self) -> None:
-        """Create or update the stream and the durable consumer, and bind to it."""
+        """Create or update the streams (the partition consumers come with their leases)."""
         await ensure_actions_stream(self._js, self._names)
-        await self._js.add_consumer(self._names.actions_stream, self._consumer_config())
-        self._sub = await self._js.pull_subscribe_bind(
-            durable=self._names.game_consumer, stream=self._names.actions_stream
-        )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Fetch and handle batches until `stop` is set; a batch in hand is always finished."""
+        """Keep a fair share of partitions and apply their actions until `stop` is set; then
+        finish every batch in hand, ack it, and give the partitions back."""
+        appliers = [asyncio.create_task(self._apply()) for _ in range(self._settings.appliers)]
         try:
-            while not stop.is_set():
-                try:
-                    batch = await self._fetch()
-                    if not batch:
-                        await self._check_consumer()
-                except nats.errors.ConnectionClosedError:
-                    raise
-                except nats.errors.Error:
-                    log.exception("pull_failed")
-                    await self._reopen(stop)
-                    continue
-
-                for msg in batch:
-                    await self._handle(msg)
+            await self._keep_leases(stop)
         finally:
-            await self.close()
+            try:
+                await self._wind_down(appliers)
+            except asyncio.CancelledError:
+                # Out of time: what is in hand stays unacked for the partitions' next holders.
+                for task in [*appliers, *self._letting_go]:
+                    task.cancel()
+                raise
 
-    def _consumer_config(self) -> ConsumerConfig:
-        return ConsumerConfig(
-            name=self._names.game_consumer,
-            durable_name=self._names.game_consumer,
-            filter_subject=self._names.actions_subjects,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=float(self._settings.ack_wait_seconds),
-            max_deliver=self._settings.max_deliver,
-            max_ack_pending=self._settings.fetch_batch * MAX_ACK_PENDING_BATCHES,
-        )
+    async def _wind_down(self, appliers: list[asyncio.Task]) -> None:
+        for partition in list(self._held):
+            self._let_go(partition, release=True)
+        await asyncio.gather(*self._letting_go, return_exceptions=True)
+        for _ in appliers:
+            self._ready.put_nowait(None)
+        await asyncio.gather(*appliers, return_exceptions=True)
+        with contextlib.suppress(*TRANSIENT):
+            await self._leases.withdraw()
 
-    async def _fetch(self) -> list[Msg]:
+    @property
+    def partitions(self) -> list[int]:
+        """The partitions this worker holds now."""
+        return sorted(self._held)
+
+    async def _keep_leases(self, stop: asyncio.Event) -> None:
+        """Renew, take and give back leases every third of a lease time. If renewing keeps
+        failing, the partitions are let go before their leases can run out under them."""
+        every = self._settings.lease_seconds / 3
+        renewed = time.monotonic()
+        while not stop.is_set():
+            self._check_fetchers()
+            try:
+                await self._rebalance()
+                renewed = time.monotonic()
+            except TRANSIENT as error:
+                log.warning("leases_not_renewed", error=repr(error))
+                if time.monotonic() - renewed > every * 2:
+                    for partition in list(self._held):
+                        self._let_go(partition, release=False)
+
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+
+    async def _rebalance(self) -> None:
+        workers = await self._leases.announce()
+        kept = await self._leases.renew(list(self._held))
+        for partition in set(self._held) - kept:
+            log.warning("partition_lease_lost", partition=partition)
+            self._let_go(partition, release=False)
+
+        share = fair_share(workers)
+        for partition in sorted(self._held)[share:]:
+            self._let_go(partition, release=True)
+        if len(self._held) >= share:
+            return
+        for partition in await self._leases.free():
+            if len(self._held) >= share:
+                break
+            if await self._leases.acquire(partition):
+                await self._take(partition)
+
+    async def _take(self, partition: int) -> None:
+        feed = PartitionFeed(self._js, self._names, partition, self._settings)
         try:
-            return await self._sub.fetch(
-                self._settings.fetch_batch, timeout=self._settings.fetch_timeout_ms / 1000
-            )
-        except TimeoutError:
-            # nats-py raises its own TimeoutError or asyncio's, depending on where the wait
-            # ended; both subclass the builtin and both just mean "no messages this time".
-            return []
-
-    async def _check_consumer(self) -> None:
-        """Now and then, when idle, make sure the consumer still exists: fetching from a deleted
-        one only times out, just like fetching from an empty stream."""
-        now = time.monotonic()
-        if now - self._checked_at < CONSUMER_CHECK_SECONDS:
+            await feed.open()
+        except nats.errors.Error as error:
+            log.warning("partition_not_opened", partition=partition, error=repr(error))
+            await self._leases.release(partition)
             return
 
-        self._checked_at = now
-        await self._js.consumer_info(self._names.actions_stream, self._names.game_consumer)
+        held = _Held(feed, asyncio.Event())
+        held.fetcher = asyncio.create_task(self._fetch(held), name=f"fetch-p{partition:02d}")
+        self._held[partition] = held
+        log.info("partition_taken", partition=partition)
 
-    async def _reopen(self, stop: asyncio.Event) -> None:
+    def _let_go(self, partition: int, release: bool) -> None:
+        """Stop pulling the partition: its batch in hand is finished and acked first, then the
+        lease is given back (unless it is lost already)."""
+        held = self._held.pop(partition)
+        held.halt.set()
+        task = asyncio.create_task(self._finish_with(partition, held, release))
+        self._letting_go.add(task)
+        task.add_done_callback(self._letting_go.discard)
+
+    async def _finish_with(self, partition: int, held: _Held, release: bool) -> None:
+        try:
+            await asyncio.wait({held.fetcher})
+        except asyncio.CancelledError:
+            held.fetcher.cancel()
+            raise
+        try:
+            await held.feed.close()
+            if release:
+                await self._leases.release(partition)
+        except TRANSIENT as error:
+            log.warning("partition_not_released", partition=partition, error=repr(error))
+        log.info("partition_let_go", partition=partition)
+
+    def _check_fetchers(self) -> None:
+        """A fetcher ends on its own only by failing, which fails the worker."""
+        for held in self._held.values():
+            if held.fetcher.done() and held.fetcher.exception() is not None:
+                raise RuntimeError("a partition fetcher failed") from held.fetcher.exception()
+
+    async def _fetch(self, held: _Held) -> None:
+        """Fetch the partition's next batch once the last one is done, until halted."""
+        feed, checked = held.feed, time.monotonic()
+        while not held.halt.is_set():
+            try:
+                msgs = await _unless_halted(held.halt, feed.fetch())
+                if not msgs and time.monotonic() - checked > CONSUMER_CHECK_SECONDS:
+                    checked = time.monotonic()
+                    if not await feed.exists():
+                        raise nats.errors.Error("the partition's consumer is gone")
+            except nats.errors.ConnectionClosedError:
+                raise
+            except nats.errors.Error as error:
+                log.warning("pull_failed", partition=feed.partition, error=repr(error))
+                await self._reopen(held)
+                continue
+
+            if msgs:
+                suspect = any(feed.is_suspect(msg) for msg in msgs)
+                batch = PartitionBatch(feed, msgs, suspect)
+                self._ready.put_nowait(batch)
+                await batch.done.wait()
+                if batch.failed:
+                    await self._reopen(held)
+
+    async def _reopen(self, held: _Held) -> None:
+        """Set the partition's consumer up again, which redelivers what is unacked, in order."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), _REOPEN_PAUSE_SECONDS)
-        if stop.is_set():
-            return
-
-        await self.close()
-        try:
-            await self.open()
-        except nats.errors.Error:
-            log.exception("consumer_reopen_failed")
-
-    async def close(self) -> None:
-        """Unsubscribe (again is harmless). nc.drain() would wait on this subscription's queue,
-        which fetch empties without marking items done, until its timeout; so drop it first."""
-        sub, self._sub = self._sub, None
-        if sub is not None and not self._nc.is_closed:
-            await sub.unsubscribe()
-
-    async def _handle(self, msg: Msg) -> None:
-        try:
-            action = parse_action(msg.data)
-        except MalformedAction as exc:
-            log.warning("action_malformed", reason=str(exc), subject=msg.subject)
-            await self._ack(msg)
+            await asyncio.wait_for(held.halt.wait(), _REOPEN_PAUSE_SECONDS)
+        if held.halt.is_set():
             return
 
         try:
-            await self._see_through(action)
-        except Exception:
-            log.exception("action_failed", action_id=action.action_id, player_id=action.player_id)
-            await self._retry_later(msg, action)
-            return
+            await held.feed.close()
+            await held.feed.open()
+        except nats.errors.Error as error:
+            log.warning("partition_not_reopened", partition=held.feed.partition, error=repr(error))
 
-        await self._ack(msg)
+    async def _apply(self) -> None:
+        """Take every batch that is ready, up to apply_batch_max actions, and see it through."""
+        while True:
+            batch = await self._ready.get()
+            if batch is None:
+                return
+            batches, size = [batch], len(batch.msgs)
+            while size < self._settings.apply_batch_max and not self._ready.empty():
+                more = self._ready.get_nowait()
+                if more is None:
+                    self._ready.put_nowait(None)
+                    break
+                batches.append(more)
+                size += len(more.msgs)
 
-    async def _see_through(self, action: ActionMessage) -> None:
-        """Everything that must happen before the ack, in the order that makes a retry safe."""
-        pool = self._pools.for_player(action.player_id)
-        decision = await decide(pool, self._ruleset, action)
+            try:
+                await self._handler.handle(batches)
+            except Exception:
+                log.exception("batch_not_handled", messages=size)
+                for each in batches:
+                    each.failed = True
+            finally:
+                for each in batches:
+                    each.done.set()
 
-        await self._boards.write(action.player_id, decision.scores)
 
-        subject = self._names.result_subject(action.session_key)
-        await self._nc.publish(subject, decision.result.SerializeToString())
-        log.debug(
-            "action_decided",
-            action_id=action.action_id,
-            player_id=action.player_id,
-            status=game_pb2.ActionStatus.Name(decision.result.status),
-            duplicate=decision.duplicate,
-        )
+async def _unless_halted(halt: asyncio.Event, fetch) -> list:
+    """The fetch's messages, or none if the partition is halted first (the fetch is cancelled;
+    what it may still be handed stays unacked for the partition's next holder)."""
+    fetching = asyncio.ensure_future(fetch)
+    halted = asyncio.ensure_future(halt.wait())
+    await asyncio.wait({fetching, halted}, return_when=asyncio.FIRST_COMPLETED)
+    halted.cancel()
+    if fetching.done():
+        return fetching.result()
 
-    async def _ack(self, msg: Msg) -> None:
-        try:
-            await msg.ack()
-        except nats.errors.Error:
-            log.warning("ack_failed", subject=msg.subject)
-
-    async def _retry_later(self, msg: Msg, action: ActionMessage) -> None:
-        """Nak with a delay that doubles per delivery, so an outage is not hammered."""
-        attempt = msg.metadata.num_delivered
-        if attempt >= self._settings.max_deliver:
-            log.error("action_given_up", action_id=action.action_id, attempts=attempt)
-
-        delay = min(2 ** (attempt - 1), self._settings.ack_wait_seconds)
-        try:
-            await msg.nak(delay=delay)
-        except nats.errors.Error:
-            log.warning("nak_failed", action_id=action.action_id)
+    fetching.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await fetching
+    return []

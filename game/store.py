@@ -1,11 +1,15 @@
-"""SQL for deciding actions: player state, the decision ledger, board totals and score events.
+"""SQL for deciding a batch of actions: player state, the decision ledger, board totals, history.
 
 Every function that changes a player's rows runs on a connection inside the caller's
-transaction, after lock_player_state; that row lock is what serialises one player's decisions
-across workers, so the board and ledger rows need no locks of their own.
+transaction, after lock_players; those row locks are what serialise decisions on a player
+across workers, so the board and ledger rows need no locks of their own. Each call sends the
+rows of the whole batch at once (unnest of arrays), so a batch costs a fixed number of round
+trips however many actions it holds, and every statement names the players it touches, which
+is what lets the same schema run distributed by player_id (Citus).
 """
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import asyncpg
 
@@ -19,41 +23,76 @@ class StoredState:
     version: int
 
 
-@dataclass(frozen=True)
-class BoardScore:
-    """A player's absolute score on one period of one board."""
+class BoardKey(NamedTuple):
+    """One player's score on one period of one board (a tuple: hashed per action, cheaply)."""
 
+    player_id: str
     board: str
     period: str
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """A player's new state after `applied` actions, replacing the one with `old_hash`."""
+
+    player_id: str
+    old_hash: str
+    json: str
+    hash: str
+    applied: int
+
+
+@dataclass(frozen=True)
+class DecisionRow:
+    """How one action was decided; `result` is its serialized ActionResult."""
+
+    player_id: str
+    action_id: str
+    status: str
+    result: bytes
+
+
+@dataclass(frozen=True)
+class TotalRow:
+    """A player's new absolute score on a board period, and when (Unix ms) it was reached."""
+
+    key: BoardKey
     score: int
+    reached_ms: int
 
 
 @dataclass(frozen=True)
-class BoardDelta:
-    """An amount to add to a player's score on one period of one board."""
+class EventRow:
+    """One line of score history: the change an applied action made to one board period."""
 
-    board: str
-    period: str
+    key: BoardKey
     delta: int
+    score: int
+    action_id: str
 
 
-async def lock_player_state(
-    conn: asyncpg.Connection, player_id: str, initial_json: str, initial_hash: str
-) -> StoredState:
-    """Create the player's row on first sight, then lock it until the transaction ends."""
+async def lock_players(
+    conn: asyncpg.Connection, player_ids: list[str], initial_json: str, initial_hash: str
+) -> dict[str, StoredState]:
+    """Create rows for players seen for the first time, then lock every row of the batch.
+
+    Rows are locked in player order, so two transactions over overlapping players cannot
+    deadlock.
+    """
     await conn.execute(
-        "INSERT INTO player_state (player_id, state, state_hash) VALUES ($1, $2::jsonb, $3)"
+        "INSERT INTO player_state (player_id, state, state_hash)"
+        " SELECT id, $2::jsonb, $3 FROM unnest($1::uuid[]) AS id"
         " ON CONFLICT (player_id) DO NOTHING",
-        player_id,
+        player_ids,
         initial_json,
         initial_hash,
     )
-    row = await conn.fetchrow(
-        "SELECT state::text AS json, state_hash, version FROM player_state"
-        " WHERE player_id = $1 FOR UPDATE",
-        player_id,
+    rows = await conn.fetch(
+        "SELECT player_id::text, state::text AS json, state_hash, version FROM player_state"
+        " WHERE player_id = ANY($1::uuid[]) ORDER BY player_id FOR UPDATE",
+        player_ids,
     )
-    return StoredState(row["json"], row["state_hash"], row["version"])
+    return {r["player_id"]: StoredState(r["json"], r["state_hash"], r["version"]) for r in rows}
 
 
 async def fetch_player_state(pool: asyncpg.Pool, player_id: str) -> StoredState | None:
@@ -67,105 +106,102 @@ async def fetch_player_state(pool: asyncpg.Pool, player_id: str) -> StoredState 
     return StoredState(row["json"], row["state_hash"], row["version"])
 
 
-async def find_decision(
-    db: asyncpg.Connection | asyncpg.Pool, player_id: str, action_id: str
-) -> bytes | None:
-    """The serialized ActionResult of an action decided before, if it was."""
-    return await db.fetchval(
-        "SELECT result FROM applied_actions WHERE player_id = $1 AND action_id = $2",
-        player_id,
-        action_id,
+async def find_decisions(
+    db: asyncpg.Connection | asyncpg.Pool, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], bytes]:
+    """The serialized ActionResults of those (player id, action id) pairs decided before."""
+    rows = await db.fetch(
+        "SELECT player_id::text, action_id::text, result FROM applied_actions"
+        " WHERE (player_id, action_id) IN"
+        " (SELECT * FROM unnest($1::uuid[], $2::uuid[]))",
+        [player for player, _ in keys],
+        [action for _, action in keys],
     )
+    return {(r["player_id"], r["action_id"]): r["result"] for r in rows}
 
 
-async def record_decision(
-    conn: asyncpg.Connection, player_id: str, action_id: str, status: str, result: bytes
-) -> None:
-    """Remember how an action was decided, so that any repeat gets the same answer."""
+async def board_totals(conn: asyncpg.Connection, keys: list[BoardKey]) -> dict[BoardKey, int]:
+    """Current scores at those keys; a key with no row has no score yet."""
+    rows = await conn.fetch(
+        "SELECT s.player_id::text, s.board, s.period, s.score FROM board_scores s"
+        " JOIN unnest($1::uuid[], $2::text[], $3::text[]) AS k(player_id, board, period)"
+        " USING (player_id, board, period)",
+        [k.player_id for k in keys],
+        [k.board for k in keys],
+        [k.period for k in keys],
+    )
+    return {BoardKey(r["player_id"], r["board"], r["period"]): r["score"] for r in rows}
+
+
+async def save_states(conn: asyncpg.Connection, changes: list[StateChange]) -> None:
+    """Replace each state whose hash is still the old one; anything else is a bug, and fails."""
+    if not changes:
+        return
+
+    status = await conn.execute(
+        "UPDATE player_state AS s SET state = u.json::jsonb, state_hash = u.hash,"
+        " version = s.version + u.applied, updated_at = now()"
+        " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[])"
+        " AS u(player_id, old_hash, json, hash, applied)"
+        " WHERE s.player_id = u.player_id AND s.state_hash = u.old_hash",
+        [c.player_id for c in changes],
+        [c.old_hash for c in changes],
+        [c.json for c in changes],
+        [c.hash for c in changes],
+        [c.applied for c in changes],
+    )
+    if status != f"UPDATE {len(changes)}":
+        raise RuntimeError("player_state changed while its rows were locked")
+
+
+async def record_decisions(conn: asyncpg.Connection, rows: list[DecisionRow]) -> None:
+    """Remember how each action was decided, so that any repeat gets the same answer."""
+    if not rows:
+        return
+
     await conn.execute(
         "INSERT INTO applied_actions (player_id, action_id, status, result)"
-        " VALUES ($1, $2, $3, $4)",
-        player_id,
-        action_id,
-        status,
-        result,
+        " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[])",
+        [r.player_id for r in rows],
+        [r.action_id for r in rows],
+        [r.status for r in rows],
+        [r.result for r in rows],
     )
 
 
-async def save_state(
-    conn: asyncpg.Connection, player_id: str, expected_hash: str, state_json: str, new_hash: str
-) -> int | None:
-    """Replace the state if its hash is still `expected_hash`; the new version, or None."""
-    return await conn.fetchval(
-        "UPDATE player_state SET state = $3::jsonb, state_hash = $4, version = version + 1,"
-        " updated_at = now() WHERE player_id = $1 AND state_hash = $2 RETURNING version",
-        player_id,
-        expected_hash,
-        state_json,
-        new_hash,
-    )
+async def save_totals(conn: asyncpg.Connection, rows: list[TotalRow]) -> None:
+    """Write absolute board scores (one row per key), computed under the players' locks."""
+    if not rows:
+        return
 
-
-async def board_scores(
-    conn: asyncpg.Connection, player_id: str, deltas: list[BoardDelta]
-) -> dict[tuple[str, str], int]:
-    """Current scores of the player on the boards and periods the deltas name (absent: none)."""
-    rows = await conn.fetch(
-        "SELECT s.board, s.period, s.score FROM board_scores s"
-        " JOIN unnest($2::text[], $3::text[]) AS k(board, period)"
-        " ON s.board = k.board AND s.period = k.period"
-        " WHERE s.player_id = $1",
-        player_id,
-        [d.board for d in deltas],
-        [d.period for d in deltas],
-    )
-    return {(r["board"], r["period"]): r["score"] for r in rows}
-
-
-async def add_board_scores(
-    conn: asyncpg.Connection, player_id: str, action_id: str, deltas: list[BoardDelta]
-) -> list[BoardScore]:
-    """Add the deltas to the player's board totals and log a score event for each."""
-    rows = await conn.fetch(
+    await conn.execute(
         "INSERT INTO board_scores (player_id, board, period, score, reached_at)"
-        " SELECT $1, board, period, delta, now()"
-        " FROM unnest($2::text[], $3::text[], $4::bigint[]) AS d(board, period, delta)"
+        " SELECT player_id, board, period, score, to_timestamp(reached_ms / 1000.0)"
+        " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])"
+        " AS t(player_id, board, period, score, reached_ms)"
         " ON CONFLICT (player_id, board, period) DO UPDATE"
-        " SET score = board_scores.score + EXCLUDED.score, reached_at = EXCLUDED.reached_at"
-        " RETURNING board, period, score",
-        player_id,
-        [d.board for d in deltas],
-        [d.period for d in deltas],
-        [d.delta for d in deltas],
+        " SET score = EXCLUDED.score, reached_at = EXCLUDED.reached_at",
+        [r.key.player_id for r in rows],
+        [r.key.board for r in rows],
+        [r.key.period for r in rows],
+        [r.score for r in rows],
+        [r.reached_ms for r in rows],
     )
-    scores = {(r["board"], r["period"]): r["score"] for r in rows}
+
+
+async def record_events(conn: asyncpg.Connection, rows: list[EventRow]) -> None:
+    """Append the batch's score history."""
+    if not rows:
+        return
 
     await conn.execute(
         "INSERT INTO score_events (player_id, board, period, delta, score, action_id)"
-        " SELECT $1, board, period, delta, score, $6"
-        " FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[])"
-        " AS e(board, period, delta, score)",
-        player_id,
-        [d.board for d in deltas],
-        [d.period for d in deltas],
-        [d.delta for d in deltas],
-        [scores[d.board, d.period] for d in deltas],
-        action_id,
+        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigint[],"
+        " $6::uuid[])",
+        [r.key.player_id for r in rows],
+        [r.key.board for r in rows],
+        [r.key.period for r in rows],
+        [r.delta for r in rows],
+        [r.score for r in rows],
+        [r.action_id for r in rows],
     )
-    return [BoardScore(d.board, d.period, scores[d.board, d.period]) for d in deltas]
-
-
-async def action_board_scores(
-    conn: asyncpg.Connection, player_id: str, action_id: str
-) -> list[BoardScore]:
-    """The player's current totals on every board and period an applied action touched."""
-    rows = await conn.fetch(
-        "SELECT s.board, s.period, s.score FROM board_scores s"
-        " JOIN (SELECT DISTINCT board, period FROM score_events"
-        "       WHERE player_id = $1 AND action_id = $2) e"
-        " ON s.board = e.board AND s.period = e.period"
-        " WHERE s.player_id = $1 ORDER BY s.board, s.period",
-        player_id,
-        action_id,
-    )
-    return [BoardScore(r["board"], r["period"], r["score"]) for r in rows]

@@ -17,12 +17,13 @@ import structlog
 from grpc_health.v1 import health as grpc_health
 
 from game.api import GameApi, add_game_service
-from game.board_writer import BoardWriter
+from game.batches import BatchHandler
 from game.config import GameSettings
 from game.consumer import ActionConsumer
 from game.rules import load_ruleset
+from game.rules.base import Ruleset
 from infra.grpc_server import shutdown, start_server
-from infra.names import Names
+from infra.history import ensure_history_partitions
 from infra.shards import ShardPools
 
 log = structlog.get_logger(__name__)
@@ -31,27 +32,35 @@ log = structlog.get_logger(__name__)
 # alongside, the process exits well within the ten seconds an orchestrator allows.
 _BATCH_GRACE_SECONDS = 8.0
 
-# One connection decides actions (the loop is sequential); the rest serve GetState.
-_POOL_MAX_SIZE = 8
+# Each applier holds one connection per shard database; the rest serve GetState.
+_POOL_SPARE_CONNECTIONS = 4
+
+# Score history partitions are made months ahead; checking twice a day is plenty.
+HISTORY_CHECK_SECONDS = 12 * 3600.0
 
 
 @dataclass(frozen=True)
 class RunningWorker:
-    """A started worker: its GameService port and the task consuming actions."""
+    """A started worker: its GameService port, its consumer and the task running it."""
 
     port: int
-    consumer: asyncio.Task
+    consumer: ActionConsumer
+    task: asyncio.Task
 
 
 @contextlib.asynccontextmanager
-async def running(settings: GameSettings) -> AsyncIterator[RunningWorker]:
-    """Run a worker in this event loop until the block exits; tests use it directly."""
-    ruleset = load_ruleset(settings.ruleset)
-    names = Names(settings.namespace)
+async def running(
+    settings: GameSettings, ruleset: Ruleset | None = None
+) -> AsyncIterator[RunningWorker]:
+    """Run a worker in this event loop until the block exits; tests use it directly, and may
+    hand it a ruleset object instead of naming one in the settings."""
+    ruleset = ruleset or load_ruleset(settings.ruleset)
+    pool_size = settings.appliers + _POOL_SPARE_CONNECTIONS
 
     async with contextlib.AsyncExitStack() as stack:
-        pools = await ShardPools.open(settings.shard_dsns, min_size=1, max_size=_POOL_MAX_SIZE)
+        pools = await ShardPools.open(settings.shard_dsns, min_size=1, max_size=pool_size)
         stack.push_async_callback(pools.close)
+        await _ensure_history(pools)
 
         redis = aioredis.from_url(settings.redis_url)
         stack.push_async_callback(redis.aclose)
@@ -59,9 +68,9 @@ async def running(settings: GameSettings) -> AsyncIterator[RunningWorker]:
         nc = await _connect_nats(settings)
         stack.push_async_callback(nc.drain)
 
-        consumer = ActionConsumer(settings, nc, pools, ruleset, BoardWriter(redis, nc, names))
+        handler = BatchHandler(settings, nc, redis, pools, ruleset)
+        consumer = ActionConsumer(settings, nc, redis, handler)
         await consumer.open()
-        stack.push_async_callback(consumer.close)
 
         api = GameApi(pools, ruleset)
         server, port, health = await start_server(
@@ -70,21 +79,44 @@ async def running(settings: GameSettings) -> AsyncIterator[RunningWorker]:
         halt = asyncio.Event()
         task = asyncio.create_task(consumer.run(halt), name="game-consumer")
         stack.push_async_callback(_stop, halt, task, server, health)
+        history = asyncio.create_task(_keep_history(pools), name="game-history")
+        stack.push_async_callback(_cancel, history)
 
         log.info("serving", port=port, namespace=settings.namespace, ruleset=ruleset.name)
-        yield RunningWorker(port, task)
+        yield RunningWorker(port, consumer, task)
 
 
 async def serve(settings: GameSettings, stop: asyncio.Event) -> None:
     """Run until `stop` is set; raise if consuming ends on its own, which is always a fault."""
     async with running(settings) as worker:
         stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait({stopped, worker.consumer}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({stopped, worker.task}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
 
         if not stop.is_set():
-            raise RuntimeError("the action consumer stopped") from worker.consumer.exception()
+            raise RuntimeError("the action consumer stopped") from worker.task.exception()
     log.info("stopped")
+
+
+async def _ensure_history(pools: ShardPools) -> None:
+    for pool in pools:
+        await ensure_history_partitions(pool)
+
+
+async def _keep_history(pools: ShardPools) -> None:
+    """Keep score history partitions ahead of the calendar while the worker runs."""
+    while True:
+        await asyncio.sleep(HISTORY_CHECK_SECONDS)
+        try:
+            await _ensure_history(pools)
+        except Exception:
+            log.exception("history_partitions_not_ensured")
+
+
+async def _cancel(task: asyncio.Task) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _connect_nats(settings: GameSettings) -> nats.aio.client.Client:

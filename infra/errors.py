@@ -20,7 +20,7 @@ DOMAIN = "podium"
 _DETAILS_KEY = "grpc-status-details-bin"
 
 # A lost connection to a backing store is worth a retry by the caller; anything else is a bug.
-_STORE_DOWN = (
+STORE_DOWN = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     asyncpg.PostgresConnectionError,
@@ -100,7 +100,7 @@ def guarded(handler):
             return await handler(self, request, context)
         except PodiumError as error:
             await abort(context, error)
-        except _STORE_DOWN as error:
+        except STORE_DOWN as error:
             log.warning("store_unavailable", rpc=handler.__name__, error=repr(error))
             await abort(context, STORE_UNAVAILABLE)
         except Exception:

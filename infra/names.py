@@ -6,6 +6,8 @@ other's data.
 
 from dataclasses import dataclass
 
+from infra.shards import partition_of_player
+
 
 @dataclass(frozen=True)
 class Names:
@@ -21,12 +23,24 @@ class Names:
     def actions_subjects(self) -> str:
         return f"{self.namespace}.actions.>"
 
-    @property
-    def game_consumer(self) -> str:
-        return f"{self.namespace}_game"
-
     def action_subject(self, player_id: str) -> str:
-        return f"{self.namespace}.actions.{player_id}"
+        """Actions of a player go to its partition: <ns>.actions.<partition>.<player>."""
+        return f"{self.namespace}.actions.{partition_of_player(player_id):02d}.{player_id}"
+
+    def partition_subjects(self, partition: int) -> str:
+        return f"{self.namespace}.actions.{partition:02d}.*"
+
+    def partition_consumer(self, partition: int) -> str:
+        """The durable consumer of one partition, pulled by the worker holding its lease."""
+        return f"{self.namespace}_game_p{partition:02d}"
+
+    @property
+    def dead_letters_stream(self) -> str:
+        return f"{self.namespace.upper()}_DEAD_ACTIONS"
+
+    @property
+    def dead_letters_subject(self) -> str:
+        return f"{self.namespace}.dead.actions"
 
     def action_msg_id(self, player_id: str, action_id: str) -> str:
         """JetStream dedup id: action ids are unique per player, so the player is part of it."""
@@ -69,3 +83,13 @@ class Names:
 
     def login_lock_key(self, kind: str, subject: str) -> str:
         return f"{self.namespace}:login_lock:{kind}:{subject}"
+
+    @property
+    def game_workers_key(self) -> str:
+        return f"{self.namespace}:game:workers"
+
+    def partition_lease_key(self, partition: int) -> str:
+        return f"{self.namespace}:game:lease:{partition:02d}"
+
+    def partition_deliveries_key(self, partition: int) -> str:
+        return f"{self.namespace}:game:deliveries:{partition:02d}"

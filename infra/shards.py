@@ -16,10 +16,24 @@ import asyncpg
 
 LOGICAL_SHARDS = 1024
 
+# Actions travel on this many JetStream partitions, each applied in order by one worker at a time.
+# Each partition is a contiguous range of logical shards, so when the shard database count
+# divides it, a partition's players share one database. Fixed, like LOGICAL_SHARDS: changing it
+# re-partitions players, so it must only change on an empty actions stream.
+ACTION_PARTITIONS = 16
+
 
 def shard_of_player(player_id: str) -> int:
-    """The logical shard of a player id (any UUID maps somewhere; ours map where we put them)."""
-    return int(uuid.UUID(player_id).hex[:4], 16) % LOGICAL_SHARDS
+    """The logical shard of a player id in canonical text (infra.ids): its first 16 bits.
+
+    Any UUID maps somewhere; ours map where we put them.
+    """
+    return int(player_id[:4], 16) % LOGICAL_SHARDS
+
+
+def partition_of_player(player_id: str) -> int:
+    """The actions partition of a player: all of one player's actions share it."""
+    return shard_of_player(player_id) * ACTION_PARTITIONS // LOGICAL_SHARDS
 
 
 def shard_of_username(username_key: str) -> int:

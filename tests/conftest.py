@@ -154,8 +154,9 @@ async def nats_client(names: Names):
     yield client
 
     js = client.jetstream()
-    try:
-        await js.delete_stream(names.actions_stream)
-    except nats.js.errors.NotFoundError:
-        pass
+    for stream in (names.actions_stream, names.dead_letters_stream):
+        try:
+            await js.delete_stream(stream)
+        except nats.js.errors.NotFoundError:
+            pass
     await client.drain()

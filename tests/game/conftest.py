@@ -23,11 +23,19 @@ from game.worker import running
 from infra.names import Names
 
 WAIT_SECONDS = 15.0
+# Short leases, so that a stopped or killed worker's partitions move on within seconds.
+LEASE_SECONDS = 1.5
 
 
 def _worker_settings(**overrides: Any) -> GameSettings:
     """Settings from the session's PODIUM_* env, on a free port, quick to notice a stop."""
-    return GameSettings(game_listen="127.0.0.1:0", fetch_timeout_ms=200, **overrides)
+    values = {
+        "game_listen": "127.0.0.1:0",
+        "fetch_timeout_ms": 200,
+        "lease_seconds": LEASE_SECONDS,
+        **overrides,
+    }
+    return GameSettings(**values)
 
 
 def _now_ms() -> int:
@@ -121,11 +129,12 @@ class GameClient:
 
 
 async def remove_namespace(nats_client, redis_client, names: Names) -> None:
-    """Delete a namespace's actions stream (its consumer goes with it) and its Redis keys."""
+    """Delete a namespace's streams (their consumers go with them) and its Redis keys."""
     js = nats_client.jetstream()
-    streams = await js.streams_info()
-    if any(s.config.name == names.actions_stream for s in streams):
-        await js.delete_stream(names.actions_stream)
+    streams = {s.config.name for s in await js.streams_info()}
+    for stream in (names.actions_stream, names.dead_letters_stream):
+        if stream in streams:
+            await js.delete_stream(stream)
     keys = [key async for key in redis_client.scan_iter(match=f"{names.namespace}:*")]
     if keys:
         await redis_client.delete(*keys)
@@ -143,12 +152,12 @@ async def game_names(settings_env, nats_client, redis_client):
 
 
 @pytest.fixture(scope="session")
-async def game_worker(game_names, pg):
+async def game_worker(game_names, shards):
     """The worker every test here talks to, stopped before the shared clients close."""
     async with running(_worker_settings(namespace=game_names.namespace)) as worker:
         yield worker
 
-        assert not worker.consumer.done(), "the action consumer stopped during the session"
+        assert not worker.task.done(), "the action consumer stopped during the session"
 
 
 @pytest.fixture
@@ -183,6 +192,21 @@ async def board_changes(game_worker, nats_client, game_names):
     inbox = await Inbox(nats_client, subject, game_pb2.BoardChange).open()
     yield inbox
     await inbox.close()
+
+
+@pytest.fixture
+def dead_letters(nats_client):
+    """Read every message in a namespace's dead-letter stream, oldest first."""
+    js = nats_client.jetstream()
+
+    async def read(names: Names) -> list:
+        state = (await js.stream_info(names.dead_letters_stream)).state
+        if not state.messages:
+            return []
+        seqs = range(state.first_seq, state.last_seq + 1)
+        return [await js.get_msg(names.dead_letters_stream, seq) for seq in seqs]
+
+    return read
 
 
 @pytest.fixture

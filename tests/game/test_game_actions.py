@@ -8,8 +8,10 @@ import orjson
 import pytest
 from podium.game.v1 import game_pb2
 
+from game.dead_letters import REASON_HEADER, SUBJECT_HEADER
 from game.state import state_hash
 from game.worker import running
+from infra.shards import partition_of_player
 
 APPLIED = game_pb2.ACTION_STATUS_APPLIED
 MISMATCH = game_pb2.ACTION_STATUS_MISMATCH
@@ -33,8 +35,9 @@ async def _seq(redis_client, names, board: str) -> int:
     return int(await redis_client.get(names.board_seq_key(board)) or 0)
 
 
-async def _rows(pg, player: str) -> dict:
+async def _rows(shards, player: str) -> dict:
     """Everything Postgres holds about a player, for before/after comparisons."""
+    pg = shards.for_player(player)
     state = await pg.fetchrow(
         "SELECT state::text, state_hash, version FROM player_state WHERE player_id = $1", player
     )
@@ -60,7 +63,7 @@ async def _rows(pg, player: str) -> dict:
 
 
 async def test_score_action_is_applied_to_state_boards_and_redis(
-    client, board_changes, pg, redis_client, game_names
+    client, board_changes, shards, redis_client, game_names
 ):
     player = _player()
     moment = datetime.now(UTC)
@@ -78,7 +81,7 @@ async def test_score_action_is_applied_to_state_boards_and_redis(
     assert result.score == 7
     assert (result.error_code, result.error_message) == ("", "")
 
-    rows = await _rows(pg, player)
+    rows = await _rows(shards, player)
     assert rows["state"]["version"] == 1
     assert rows["state"]["state_hash"] == result.state_hash
     assert orjson.loads(rows["state"]["state"]) == expected_state
@@ -105,7 +108,7 @@ async def test_score_action_is_applied_to_state_boards_and_redis(
     assert seen == {("global", "all", seq_after["global"]), ("daily", day, seq_after["daily"])}
 
 
-async def test_next_action_adds_to_the_totals(client, pg, redis_client, game_names):
+async def test_next_action_adds_to_the_totals(client, shards, redis_client, game_names):
     player = _player()
     first = await client.play(client.action(player, INITIAL_HASH, params={"points": 5}))
 
@@ -114,14 +117,16 @@ async def test_next_action_adds_to_the_totals(client, pg, redis_client, game_nam
     assert second.status == APPLIED
     assert second.score == 13
     assert orjson.loads(second.state_json) == {"total": 13, "plays": 2}
-    rows = await _rows(pg, player)
+    rows = await _rows(shards, player)
     assert rows["state"]["version"] == 2
     assert {b["board"]: b["score"] for b in rows["boards"]} == {"global": 13, "daily": 13}
     assert sorted(e["score"] for e in rows["events"] if e["board"] == "global") == [5, 13]
     assert await redis_client.zscore(game_names.board_key("global", "all"), player) == -13
 
 
-async def test_late_action_counts_in_the_day_it_was_received(client, pg, redis_client, game_names):
+async def test_late_action_counts_in_the_day_it_was_received(
+    client, shards, redis_client, game_names
+):
     player = _player()
     yesterday = datetime.now(UTC) - timedelta(days=1)
     action = client.action(
@@ -131,17 +136,19 @@ async def test_late_action_counts_in_the_day_it_was_received(client, pg, redis_c
     result = await client.play(action)
 
     assert result.status == APPLIED
-    rows = await _rows(pg, player)
+    rows = await _rows(shards, player)
     daily = [b["period"] for b in rows["boards"] if b["board"] == "daily"]
     assert daily == [yesterday.date().isoformat()]
     key = game_names.board_key("daily", yesterday.date().isoformat())
     assert await redis_client.zscore(key, player) == -3
 
 
-async def test_stale_hash_is_a_mismatch_that_changes_nothing(client, pg, redis_client, game_names):
+async def test_stale_hash_is_a_mismatch_that_changes_nothing(
+    client, shards, redis_client, game_names
+):
     player = _player()
     applied = await client.play(client.action(player, INITIAL_HASH, params={"points": 4}))
-    before = await _rows(pg, player)
+    before = await _rows(shards, player)
     seq_before = await _seq(redis_client, game_names, "global")
 
     stale = client.action(player, INITIAL_HASH, params={"points": 9})
@@ -153,7 +160,7 @@ async def test_stale_hash_is_a_mismatch_that_changes_nothing(client, pg, redis_c
     assert result.state_hash == applied.state_hash
     assert result.score == 4
     assert result.error_code == ""
-    after = await _rows(pg, player)
+    after = await _rows(shards, player)
     assert after["decisions"] == [
         *before["decisions"],
         {"action_id": stale.action_id, "status": "mismatch"},
@@ -166,7 +173,7 @@ async def test_stale_hash_is_a_mismatch_that_changes_nothing(client, pg, redis_c
 
 
 async def test_repeated_action_id_gets_the_first_result_and_applies_once(
-    client, make_client, pg, redis_client, game_names
+    client, make_client, shards, redis_client, game_names
 ):
     player = _player()
     action = client.action(player, INITIAL_HASH, params={"points": 6})
@@ -182,7 +189,7 @@ async def test_repeated_action_id_gets_the_first_result_and_applies_once(
     assert not ack.duplicate
     assert first.status == APPLIED
     assert second.SerializeToString() == first.SerializeToString()
-    rows = await _rows(pg, player)
+    rows = await _rows(shards, player)
     assert rows["state"]["version"] == 1
     assert {b["board"]: b["score"] for b in rows["boards"]} == {"global": 6, "daily": 6}
     assert len(rows["events"]) == 2
@@ -190,32 +197,32 @@ async def test_repeated_action_id_gets_the_first_result_and_applies_once(
     assert await redis_client.zscore(game_names.board_key("global", "all"), player) == -6
 
 
-async def test_concurrent_actions_on_one_hash_apply_exactly_once(
-    client, pg, worker_settings, game_names
+async def test_twenty_concurrent_actions_on_one_hash_apply_exactly_once(
+    client, shards, worker_settings, game_names
 ):
-    """A second worker shares the consumer, so the five race in Postgres, not only in a queue."""
+    """A second worker shares the partitions, so the twenty may reach either of them."""
     player = _player()
-    actions = [client.action(player, INITIAL_HASH, params={"points": p}) for p in (1, 2, 3, 4, 5)]
+    actions = [client.action(player, INITIAL_HASH, params={"points": p}) for p in range(1, 21)]
 
     async with running(worker_settings(namespace=game_names.namespace)):
         await asyncio.gather(*(client.send(a) for a in actions))
         results = [await client.result() for _ in actions]
 
     statuses = sorted(r.status for r in results)
-    assert statuses == [APPLIED, MISMATCH, MISMATCH, MISMATCH, MISMATCH]
+    assert statuses == [APPLIED] + [MISMATCH] * 19
     [winner] = [r for r in results if r.status == APPLIED]
     assert all(r.state_hash == winner.state_hash for r in results)
     assert {r.action_id for r in results} == {a.action_id for a in actions}
-    rows = await _rows(pg, player)
+    rows = await _rows(shards, player)
     assert rows["state"]["version"] == 1
     assert {b["board"]: b["score"] for b in rows["boards"]} == {
         "global": winner.score,
         "daily": winner.score,
     }
-    assert sorted(d["status"] for d in rows["decisions"]) == ["applied"] + ["mismatch"] * 4
+    assert sorted(d["status"] for d in rows["decisions"]) == ["applied"] + ["mismatch"] * 19
 
 
-async def test_refused_action_is_recorded_once_and_answered_the_same_twice(client, pg):
+async def test_refused_action_is_recorded_once_and_answered_the_same_twice(client, shards):
     player = _player()
     action = client.action(player, INITIAL_HASH, name="jump", params={})
 
@@ -229,7 +236,7 @@ async def test_refused_action_is_recorded_once_and_answered_the_same_twice(clien
     assert first.state_hash == INITIAL_HASH
     assert first.state_json == _json({"total": 0, "plays": 0})
     assert second.SerializeToString() == first.SerializeToString()
-    rows = await _rows(pg, player)
+    rows = await _rows(shards, player)
     assert rows["decisions"] == [{"action_id": action.action_id, "status": "rejected"}]
     assert rows["state"]["version"] == 0
     assert rows["boards"] == []
@@ -240,7 +247,7 @@ async def test_refused_action_is_recorded_once_and_answered_the_same_twice(clien
     "params_json",
     ["not json", "", "[1, 2]", '"points"', "5", "null", '{"points": 0}', '{"points": true}'],
 )
-async def test_bad_params_are_rejected_as_invalid_params(client, pg, params_json):
+async def test_bad_params_are_rejected_as_invalid_params(client, shards, params_json):
     player = _player()
 
     result = await client.play(client.action(player, INITIAL_HASH, params_json=params_json))
@@ -248,25 +255,50 @@ async def test_bad_params_are_rejected_as_invalid_params(client, pg, params_json
     assert result.status == REJECTED
     assert result.error_code == "INVALID_PARAMS"
     assert result.state_hash == INITIAL_HASH
-    rows = await _rows(pg, player)
+    rows = await _rows(shards, player)
     assert rows["state"]["version"] == 0
     assert rows["decisions"][0]["status"] == "rejected"
 
 
-async def test_malformed_messages_are_dropped_and_the_worker_goes_on(client, pg):
+async def test_malformed_messages_are_dead_lettered_and_the_worker_goes_on(
+    client, shards, dead_letters, game_names
+):
     player = _player()
+    elsewhere = _player_in_another_partition(player)
     bad_action_id = client.action(player, INITIAL_HASH, action_id="not-a-uuid")
     bad_player_id = client.action("player-one", INITIAL_HASH)
+    misrouted = client.action(elsewhere, INITIAL_HASH)
     good = client.action(player, INITIAL_HASH, params={"points": 2})
+    junk = {"garbage": b"\xff\xfe garbage", "empty": b""}
 
-    await client.send_bytes(player, b"\xff\xfe garbage", msg_id=f"junk-{uuid.uuid4()}")
-    await client.send_bytes(player, b"", msg_id=f"empty-{uuid.uuid4()}")
+    for name, data in junk.items():
+        await client.send_bytes(player, data, msg_id=f"{name}-{uuid.uuid4()}")
     await client.send(bad_action_id)
     await client.send_bytes(player, bad_player_id.SerializeToString(), msg_id=str(uuid.uuid4()))
+    await client.send_bytes(player, misrouted.SerializeToString(), msg_id=str(uuid.uuid4()))
     await client.send(good)
     result = await client.result()
 
     assert result.action_id == good.action_id
     assert result.status == APPLIED
-    rows = await _rows(pg, player)
+    rows = await _rows(shards, player)
     assert rows["decisions"] == [{"action_id": good.action_id, "status": "applied"}]
+    assert (await _rows(shards, elsewhere))["decisions"] == []
+    letters = await dead_letters(game_names)
+    subject = game_names.action_subject(player)
+    reasons = [m.headers[REASON_HEADER] for m in letters if m.headers[SUBJECT_HEADER] == subject]
+    assert reasons == [
+        "malformed: not a podium.game.v1.Action",
+        # An empty message decodes as an Action whose fields are all empty.
+        "malformed: player_id or action_id is not a UUID",
+        "malformed: player_id or action_id is not a UUID",
+        "malformed: player_id or action_id is not a UUID",
+        "malformed: the subject is not the player's partition",
+    ]
+
+
+def _player_in_another_partition(player: str) -> str:
+    while True:
+        other = _player()
+        if partition_of_player(other) != partition_of_player(player):
+            return other

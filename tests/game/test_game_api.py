@@ -25,8 +25,9 @@ def stub(channel):
     return game_service_pb2_grpc.GameServiceStub(channel)
 
 
-async def test_unknown_player_gets_the_initial_state_and_nothing_is_stored(stub, pg):
+async def test_unknown_player_gets_the_initial_state_and_nothing_is_stored(stub, shards):
     player = str(uuid.uuid4())
+    pg = shards.for_player(player)
 
     reply = await stub.GetState(game_service_pb2.GetStateRequest(player_id=player), timeout=5)
 

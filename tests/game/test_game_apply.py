@@ -1,7 +1,8 @@
-"""Decoding actions from the stream, and decisions the default game cannot reach.
+"""Decoding actions from the stream, deciding batches of them, and decisions the default game
+cannot reach.
 
-decide() runs here against the real database with small rulesets of the tests' own, to reach
-the score range guard and zero deltas.
+decide_batch() runs here against the real shard databases, with the default game and with small
+rulesets of the tests' own, to reach the score range guard, zero deltas and failures.
 """
 
 import asyncio
@@ -12,10 +13,20 @@ import uuid
 import pytest
 from podium.game.v1 import game_pb2
 
-from game.apply import APPLIED, MISMATCH, REJECTED, MalformedAction, decide, parse_action
+from game.apply import (
+    APPLIED,
+    MISMATCH,
+    REJECTED,
+    MalformedAction,
+    decide_batch,
+    parse_action,
+    record_failure,
+)
 from game.rules import load_ruleset
 from game.rules.base import MAX_SCORE, Outcome
 from game.state import state_hash
+from game.store import BoardKey
+from tests.game.rulesets import ExplodingRuleset
 
 
 def _player() -> str:
@@ -98,24 +109,32 @@ def test_parse_refuses_actions_that_cannot_be_routed_or_recorded(fields):
         parse_action(data)
 
 
-async def test_score_beyond_what_redis_holds_exactly_is_refused(pg):
+def _parsed(**fields):
+    return parse_action(_action(**fields).SerializeToString())
+
+
+async def _decide(shards, ruleset, action):
+    [decision] = await decide_batch(shards.for_player(action.player_id), ruleset, [action])
+    return decision
+
+
+async def test_score_beyond_what_redis_holds_exactly_is_refused(shards):
     ruleset = _BigRuleset(MAX_SCORE)
     player = _player()
-    first = parse_action(
-        _action(player_id=player, state_hash=state_hash({"n": 0})).SerializeToString()
-    )
+    pg = shards.for_player(player)
+    first = _parsed(player_id=player, state_hash=state_hash({"n": 0}))
     second_hash = state_hash({"n": 1})
-    second = parse_action(_action(player_id=player, state_hash=second_hash).SerializeToString())
+    second = _parsed(player_id=player, state_hash=second_hash)
 
-    applied = await decide(pg, ruleset, first)
-    refused = await decide(pg, ruleset, second)
+    applied = await _decide(shards, ruleset, first)
+    refused = await _decide(shards, ruleset, second)
 
     assert applied.result.status == APPLIED
-    assert [s.score for s in applied.scores] == [MAX_SCORE]
+    assert list(applied.scores.values()) == [MAX_SCORE]
     assert refused.result.status == REJECTED
     assert refused.result.error_code == "SCORE_OUT_OF_RANGE"
     assert refused.result.state_hash == second_hash
-    assert refused.scores == []
+    assert refused.scores == {}
     row = await pg.fetchrow("SELECT version FROM player_state WHERE player_id = $1", player)
     score = await pg.fetchval(
         "SELECT score FROM board_scores WHERE player_id = $1 AND board = 'global'", player
@@ -124,51 +143,128 @@ async def test_score_beyond_what_redis_holds_exactly_is_refused(pg):
     assert score == MAX_SCORE
 
 
-async def test_zero_deltas_apply_the_state_but_touch_no_board(pg):
+async def test_zero_deltas_apply_the_state_but_touch_no_board(shards):
     ruleset = _BigRuleset(0)
     player = _player()
-    action = parse_action(
-        _action(player_id=player, state_hash=state_hash({"n": 0})).SerializeToString()
-    )
+    pg = shards.for_player(player)
+    action = _parsed(player_id=player, state_hash=state_hash({"n": 0}))
 
-    decision = await decide(pg, ruleset, action)
+    decision = await _decide(shards, ruleset, action)
 
     assert decision.result.status == APPLIED
-    assert decision.scores == []
+    assert decision.scores == {}
     boards = await pg.fetchval("SELECT count(*) FROM board_scores WHERE player_id = $1", player)
     events = await pg.fetchval("SELECT count(*) FROM score_events WHERE player_id = $1", player)
     assert (boards, events) == (0, 0)
 
 
-async def test_racing_transactions_on_one_hash_apply_exactly_once(pg):
+async def test_racing_transactions_on_one_hash_apply_exactly_once(shards):
     ruleset = load_ruleset("default")
     player = _player()
     initial = state_hash(ruleset.initial_state())
-    actions = [
-        parse_action(_action(player_id=player, state_hash=initial).SerializeToString())
-        for _ in range(5)
-    ]
+    actions = [_parsed(player_id=player, state_hash=initial) for _ in range(5)]
 
-    decisions = await asyncio.gather(*(decide(pg, ruleset, a) for a in actions))
+    decisions = await asyncio.gather(*(_decide(shards, ruleset, a) for a in actions))
 
     statuses = sorted(d.result.status for d in decisions)
     assert statuses == [APPLIED, MISMATCH, MISMATCH, MISMATCH, MISMATCH]
+    pg = shards.for_player(player)
     version = await pg.fetchval("SELECT version FROM player_state WHERE player_id = $1", player)
     assert version == 1
 
 
-async def test_one_action_decided_by_racing_transactions_is_decided_once(pg):
+async def test_one_action_decided_by_racing_transactions_is_decided_once(shards):
     ruleset = load_ruleset("default")
     player = _player()
     initial = state_hash(ruleset.initial_state())
-    action = parse_action(_action(player_id=player, state_hash=initial).SerializeToString())
+    action = _parsed(player_id=player, state_hash=initial)
 
-    decisions = await asyncio.gather(*(decide(pg, ruleset, action) for _ in range(5)))
+    decisions = await asyncio.gather(*(_decide(shards, ruleset, action) for _ in range(5)))
 
     assert sorted(d.duplicate for d in decisions) == [False, True, True, True, True]
     first = decisions[0].result.SerializeToString()
     assert all(d.result.SerializeToString() == first for d in decisions)
     assert decisions[0].result.status == APPLIED
+    pg = shards.for_player(player)
     version = await pg.fetchval("SELECT version FROM player_state WHERE player_id = $1", player)
     events = await pg.fetchval("SELECT count(*) FROM score_events WHERE player_id = $1", player)
     assert (version, events) == (1, 2)
+
+
+async def test_a_batch_decides_each_players_actions_in_order(shards):
+    """One transaction, two players: a chain applies link by link, a stale hash in the middle
+    is a mismatch that the next link (quoting the applied state) gets past, and the same
+    action id twice in one batch is decided once."""
+    ruleset = load_ruleset("default")
+    alice, bob = _player(), _player()
+    states = [{"total": t, "plays": n} for n, t in enumerate([0, 10, 30])]
+    hashes = [state_hash(state) for state in states]
+    chain = [
+        _parsed(player_id=alice, state_hash=hashes[0], params_json='{"points": 10}'),
+        _parsed(player_id=alice, state_hash=hashes[0], params_json='{"points": 99}'),
+        _parsed(player_id=alice, state_hash=hashes[1], params_json='{"points": 20}'),
+    ]
+    bobs = _parsed(player_id=bob, state_hash=hashes[0], params_json='{"points": 7}')
+    batch = [chain[0], bobs, chain[1], chain[2], chain[2]]
+    pool = shards.for_player(alice)
+    if shards.for_player(bob) is not pool:
+        batch.remove(bobs)
+
+    decisions = await decide_batch(pool, ruleset, batch)
+
+    by_id = [(d.result.action_id, d.result.status, d.duplicate) for d in decisions]
+    assert [row for row in by_id if row[0] != bobs.action_id] == [
+        (chain[0].action_id, APPLIED, False),
+        (chain[1].action_id, MISMATCH, False),
+        (chain[2].action_id, APPLIED, False),
+        (chain[2].action_id, APPLIED, True),
+    ]
+    assert decisions[-1].result == decisions[-2].result
+    assert decisions[-1].result.state_hash == hashes[2]
+    row = await pool.fetchrow(
+        "SELECT state_hash, version FROM player_state WHERE player_id = $1", alice
+    )
+    history = await pool.fetch(
+        "SELECT delta, score FROM score_events WHERE player_id = $1 AND board = 'global'"
+        " ORDER BY score",
+        alice,
+    )
+    assert (row["state_hash"], row["version"]) == (hashes[2], 2)
+    assert [(h["delta"], h["score"]) for h in history] == [(10, 10), (20, 30)]
+    assert decisions[-1].scores[BoardKey(alice, "global", "all")] == 30
+
+
+async def test_a_batch_that_fails_commits_nothing(shards):
+    ruleset = ExplodingRuleset()
+    player = _player()
+    pool = shards.for_player(player)
+    initial = state_hash(ruleset.initial_state())
+    fine = _parsed(player_id=player, state_hash=initial, params_json='{"points": 1}')
+    after_fine = state_hash({"total": 100})
+    poison = _parsed(player_id=player, state_hash=after_fine, params_json='{"points": 0}')
+
+    with pytest.raises(ZeroDivisionError):
+        await decide_batch(pool, ruleset, [fine, poison])
+
+    decided = await pool.fetchval(
+        "SELECT count(*) FROM applied_actions WHERE player_id = $1", player
+    )
+    assert decided == 0
+
+
+async def test_a_failure_is_recorded_once_and_answered_the_same_again(shards):
+    ruleset = ExplodingRuleset()
+    player = _player()
+    pool = shards.for_player(player)
+    poison = _parsed(player_id=player, state_hash="whatever", params_json='{"points": 0}')
+
+    first = await record_failure(pool, ruleset, poison)
+    again = await record_failure(pool, ruleset, poison)
+    [retried] = await decide_batch(pool, ruleset, [poison])
+
+    assert (first.result.status, first.result.error_code) == (REJECTED, "ACTION_FAILED")
+    assert first.result.state_hash == state_hash(ruleset.initial_state())
+    assert again.duplicate and retried.duplicate
+    assert again.result == first.result == retried.result
+    rows = await pool.fetch("SELECT status FROM applied_actions WHERE player_id = $1", player)
+    assert [r["status"] for r in rows] == ["failed"]

@@ -5,6 +5,7 @@ import os
 import signal
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -75,3 +76,22 @@ async def test_worker_with_an_unknown_ruleset_refuses_to_start(worker_settings, 
     with pytest.raises(ValueError, match="unknown ruleset"):
         async with running(settings):
             pass
+
+
+async def test_worker_makes_the_missing_history_partitions_on_every_shard(
+    worker_settings, spare_names, shards
+):
+    """Migrations made this month and three ahead; a month dropped from that range (empty, so
+    nothing is lost) is made again when a worker starts."""
+    today = datetime.now(UTC)
+    year, month_index = divmod(today.year * 12 + today.month - 1 + 3, 12)
+    month = f"score_events_y{year}m{month_index + 1:02d}"
+    for pool in shards:
+        await pool.execute(f"DROP TABLE {month}")
+
+    async with running(worker_settings(namespace=spare_names.namespace)):
+        present = [
+            await pool.fetchval("SELECT to_regclass($1) IS NOT NULL", month) for pool in shards
+        ]
+
+    assert present == [True] * len(shards)

@@ -99,3 +99,23 @@ def test_load_ruleset_by_name():
 def test_load_ruleset_refuses_an_unknown_name():
     with pytest.raises(ValueError, match="unknown ruleset"):
         load_ruleset("chess")
+
+
+def test_load_ruleset_by_import_path():
+    ruleset = load_ruleset("tests.game.rulesets:ExplodingRuleset")
+
+    assert (ruleset.name, ruleset.primary_board) == ("exploding", "global")
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("no_such_module:Ruleset", "cannot import ruleset module"),
+        ("tests.game.rulesets:NoSuchClass", "unknown ruleset"),
+        ("game.rules.base:Outcome", "could not be made"),
+        ("collections:OrderedDict", "lacks one of"),
+    ],
+)
+def test_load_ruleset_refuses_a_path_that_is_not_a_ruleset(path, message):
+    with pytest.raises(ValueError, match=message):
+        load_ruleset(path)

@@ -1,0 +1,38 @@
+"""Rulesets with the bugs a studio's own could have, for the workers' failure paths.
+
+Workers load them like any studio ruleset: by object in-process, or in a worker process by
+PODIUM_RULESET=tests.game.rulesets:<Class> (the repository root is on the path there).
+"""
+
+import os
+
+from game.rules.base import Outcome
+
+
+class ExplodingRuleset:
+    """Divides 100 by the points it is given, and nothing stops a zero: {"points": 0} is
+    valid JSON with impossible params, and raises ZeroDivisionError every time."""
+
+    name = "exploding"
+    primary_board = "global"
+
+    def initial_state(self) -> dict:
+        return {"total": 0}
+
+    def score_of(self, state: dict) -> int:
+        return state["total"]
+
+    def apply(self, state: dict, action: str, params: dict) -> Outcome:
+        total = state["total"] + 100 // params["points"]
+        return Outcome(state={"total": total}, board_deltas={"global": total}, score=total)
+
+
+class CrashingRuleset(ExplodingRuleset):
+    """Ends the whole worker process on {"points": 0}, as a crash in native code would."""
+
+    name = "crashing"
+
+    def apply(self, state: dict, action: str, params: dict) -> Outcome:
+        if params.get("points") == 0:
+            os._exit(70)
+        return super().apply(state, action, params)
