@@ -88,7 +88,7 @@ def _percentiles(samples: list[float]) -> dict:
 
 _SINGLE = [
     "SELECT state_hash FROM player_state WHERE player_id = $1 FOR UPDATE",
-    "UPDATE player_state SET state = jsonb_build_object('total', version + 1),"
+    "UPDATE player_state SET state = (version + 1)::text,"
     " state_hash = md5(version::text), version = version + 1 WHERE player_id = $1",
     "INSERT INTO applied_actions (player_id, action_id, status, result)"
     " VALUES ($1, gen_random_uuid(), 'applied', '\\x00')",
@@ -105,7 +105,7 @@ async def _seed_players(pool: asyncpg.Pool, count: int) -> list[str]:
     players = [str(uuid.uuid4()) for _ in range(count)]
     await pool.execute(
         "INSERT INTO player_state (player_id, state, state_hash)"
-        " SELECT id, '{}'::jsonb, '' FROM unnest($1::uuid[]) AS id",
+        " SELECT id, '{}', '' FROM unnest($1::uuid[]) AS id",
         players,
     )
     return players
@@ -165,7 +165,7 @@ _BATCH_LOCK = (
     " ORDER BY player_id FOR UPDATE"
 )
 _BATCH_STATE = (
-    "UPDATE player_state SET state = jsonb_build_object('total', version + 1),"
+    "UPDATE player_state SET state = (version + 1)::text,"
     " state_hash = md5(version::text), version = version + 1 WHERE player_id = ANY($1::uuid[])"
 )
 _BATCH_LEDGER = (
@@ -236,6 +236,9 @@ async def _start(command: list[str], env: dict, log_path: Path, ready: bytes = b
     deadline = time.monotonic() + 60
     while ready not in log_path.read_bytes():
         if process.returncode is not None or time.monotonic() > deadline:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
             raise RuntimeError(f"{command[0]} did not start; see {log_path}")
         await asyncio.sleep(0.05)
     return process
@@ -292,8 +295,10 @@ async def workers_alone(
                 publishes = []
     await asyncio.gather(*publishes)
 
-    processes = [await _start(["game"], env, logs / f"worker-{i}.log") for i in range(workers)]
+    processes = []
     try:
+        for i in range(workers):
+            processes.append(await _start(["game"], env, logs / f"worker-{i}.log"))
         await asyncio.wait_for(finished.wait(), 600)
     finally:
         await _stop(processes)

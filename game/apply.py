@@ -19,7 +19,7 @@ from podium.game.v1 import game_pb2
 
 from game import store
 from game.rules.base import MAX_SCORE, Outcome, Refusal, Ruleset
-from game.state import encode_state
+from game.state import EncodedState, encode_state
 from game.store import BoardKey
 from infra.boards import BOARDS
 from infra.ids import canonical_uuid
@@ -41,6 +41,28 @@ _MAX_TS_MS = 253_402_300_799_999
 
 class MalformedAction(ValueError):
     """A message no gateway could have sent: it goes to the dead letters unanswered."""
+
+
+class RulesetFailed(Exception):
+    """The ruleset raised (or returned something unusable) instead of deciding or refusing.
+
+    Whatever it raised, this is a fault of the ruleset on that action, never of a store: an
+    OSError out of a ruleset must not be waited out as if the database were down.
+    """
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.kind = type(cause).__name__
+
+
+def _by_ruleset(call, *args):
+    """Call into the ruleset, or the code that reads what it returned."""
+    try:
+        return call(*args)
+    except Refusal:
+        raise
+    except Exception as exc:
+        raise RulesetFailed(exc) from exc
 
 
 @dataclass(frozen=True)
@@ -131,7 +153,7 @@ async def recorded_result(
 async def _read_locked(
     conn: asyncpg.Connection, ruleset: Ruleset, actions: list[ActionMessage]
 ) -> "_Batch":
-    initial = encode_state(ruleset.initial_state())
+    initial = _by_ruleset(lambda: encode_state(ruleset.initial_state()))
     players = sorted({a.player_id for a in actions})
     stored = await store.lock_players(conn, players, initial.json, initial.hash)
 
@@ -198,13 +220,12 @@ class _Batch:
         if player.hash != action.state_hash:
             return self._unchanged(action, MISMATCH)
 
-        state = orjson.loads(player.json)
         try:
-            outcome = self._ruleset.apply(state, action.name, _params(action.params_json))
-            deltas = self._deltas(action, outcome)
+            params = _params(action.params_json)
+            outcome, deltas, encoded = _by_ruleset(self._outcome, action, player, params)
         except Refusal as refusal:
             return self._unchanged(action, REJECTED, refusal)
-        return self._apply(action, player, outcome, deltas)
+        return self._apply(action, player, outcome, deltas, encoded)
 
     def fail(self, action: ActionMessage) -> Decision:
         earlier = self._earlier.get((action.player_id, action.action_key))
@@ -226,13 +247,20 @@ class _Batch:
             for key, reached_ms in self._reached_ms.items()
         ]
 
+    def _outcome(self, action: ActionMessage, player: _Player, params: dict[str, Any]):
+        """Run the ruleset on the player's state, and check and encode what it returned."""
+        outcome = self._ruleset.apply(orjson.loads(player.json), action.name, params)
+        return outcome, self._deltas(action, outcome), encode_state(outcome.state)
+
     def _deltas(self, action: ActionMessage, outcome: Outcome) -> dict[BoardKey, int]:
         """Stamp each delta with the period the action was received in; drop zero deltas;
         refuse a result Redis could not hold exactly.
 
         A delta for an unknown board, or one that is not an int, is a bug in the ruleset, not in
-        the action, so it fails the batch (and is logged) rather than refusing the player.
+        the action, so it fails the action (RulesetFailed) rather than refusing the player.
         """
+        if type(outcome.score) is not int:
+            raise TypeError("ruleset returned a score that is not an int")
         deltas = {}
         for board_id, delta in outcome.board_deltas.items():
             board = BOARDS.get(board_id)
@@ -250,9 +278,13 @@ class _Batch:
         return deltas
 
     def _apply(
-        self, action: ActionMessage, player: _Player, outcome: Outcome, deltas: dict
+        self,
+        action: ActionMessage,
+        player: _Player,
+        outcome: Outcome,
+        deltas: dict[BoardKey, int],
+        encoded: EncodedState,
     ) -> Decision:
-        encoded = encode_state(outcome.state)
         player.json, player.hash = encoded.json, encoded.hash
         player.applied += 1
 
@@ -295,7 +327,7 @@ class _Batch:
             status=status,
             state_json=player.json,
             state_hash=player.hash,
-            score=self._ruleset.score_of(orjson.loads(player.json)),
+            score=_by_ruleset(self._ruleset.score_of, orjson.loads(player.json)),
         )
         if refusal is not None:
             result.error_code = refusal.code

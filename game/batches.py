@@ -20,6 +20,7 @@ import asyncpg
 import nats.aio.client
 import nats.errors
 import redis.asyncio as aioredis
+import redis.exceptions
 import structlog
 from nats.aio.msg import Msg
 
@@ -27,6 +28,7 @@ from game.apply import (
     ActionMessage,
     Decision,
     MalformedAction,
+    RulesetFailed,
     decide_batch,
     parse_action,
     record_failure,
@@ -48,6 +50,8 @@ TRANSIENT = (
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.exceptions.TransactionRollbackError,
+    # A connection left in a bad state by a killed backend; the pool replaces it.
+    asyncpg.exceptions.InternalClientError,
     nats.errors.Error,
 )
 _MAX_PAUSE_SECONDS = 5.0
@@ -96,7 +100,7 @@ class BatchHandler:
         self._pools = pools
         self._ruleset = ruleset
         self._boards = BoardWriter(redis, nc, self._names)
-        self._dead = DeadLetters(nc.jetstream(), self._names)
+        self._dead = DeadLetters(nc, self._names)
 
     async def handle(self, batches: list[PartitionBatch]) -> None:
         """See every message of the batches through; suspect partitions one at a time."""
@@ -162,8 +166,8 @@ class BatchHandler:
                 failures += 1
                 log.exception("action_failed", action_id=item.action.action_id, failures=failures)
                 if failures >= self._settings.max_failures:
-                    reason = f"failed {failures} times: {type(error).__name__}"
-                    return await self._give_up(pool, item, reason)
+                    kind = error.kind if isinstance(error, RulesetFailed) else type(error).__name__
+                    return await self._give_up(pool, item, f"failed {failures} times: {kind}")
 
     async def _handle_suspects(self, batch: PartitionBatch) -> None:
         """One message at a time, each acked before the next, so that only a message that
@@ -192,8 +196,23 @@ class BatchHandler:
         return deliveries
 
     async def _give_up(self, pool: asyncpg.Pool, item: _Item, reason: str) -> Decision | None:
-        """Dead-letter the action, then answer it ACTION_FAILED for good."""
+        """Answer the action ACTION_FAILED for good, then dead-letter it.
+
+        An action found decided already (it applied, and only its settling kept failing) keeps
+        its answer and is not dead-lettered: replaying it would apply it twice. The answer is
+        recorded before the dead letter is sent, so a crash in between only sends it again on
+        the redelivery, where its message id makes JetStream store it once.
+        """
         action = item.action
+        try:
+            decision = await self._retry(lambda: record_failure(pool, self._ruleset, action), [])
+        except Exception:
+            log.exception("action_failure_not_recorded", action_id=action.action_id)
+            decision = None
+        if decision is not None and decision.result.error_code != "ACTION_FAILED":
+            log.warning("given_up_action_was_decided", action_id=action.action_id)
+            return decision
+
         await self._retry(lambda: self._dead.send(item.msg, reason), [item.msg])
         log.error(
             "action_dead_lettered",
@@ -201,11 +220,7 @@ class BatchHandler:
             player_id=action.player_id,
             reason=reason,
         )
-        try:
-            return await self._retry(lambda: record_failure(pool, self._ruleset, action), [])
-        except Exception:
-            log.exception("action_failure_not_recorded", action_id=action.action_id)
-            return None
+        return decision
 
     async def _settle(self, items: list[_Item]) -> None:
         """Show the decided scores, answer each session, then ack every message."""
@@ -213,7 +228,7 @@ class BatchHandler:
         for item in items:
             if item.decision is not None:
                 scores.update(item.decision.scores)
-        await self._retry(lambda: self._boards.write(scores), [item.msg for item in items])
+        await self._show(scores, [item.msg for item in items])
 
         for item in items:
             if item.decision is not None:
@@ -222,6 +237,23 @@ class BatchHandler:
                 await self._quietly(self._nc.publish(subject, result), "result_not_published")
         for item in items:
             await self._quietly(item.msg.ack(), "ack_failed")
+
+    async def _show(self, scores: dict, msgs: list[Msg]) -> None:
+        """Write the totals to Redis, waiting out a lost connection. A write Redis refuses
+        (a key of the wrong type, out of memory, a read-only replica) is tried max_failures
+        times and then skipped: the decisions are committed, so holding their answers back
+        would help nobody, and the view is repaired by the player's next write or a rebuild."""
+        failures = 0
+        while True:
+            try:
+                await self._retry(lambda: self._boards.write(scores), msgs)
+                return
+            except redis.exceptions.RedisError as error:
+                failures += 1
+                log.error("board_write_refused", error=repr(error), failures=failures)
+                if failures >= self._settings.max_failures:
+                    return
+                await asyncio.sleep(min(0.05 * 2**failures, _MAX_PAUSE_SECONDS))
 
     async def _retry(self, work: Callable[[], Awaitable], msgs: list[Msg]):
         """Run `work` until it gets past every transient failure."""
@@ -234,7 +266,13 @@ class BatchHandler:
                 await self._pause(error, msgs, attempt)
 
     async def _pause(self, error: Exception, msgs: list[Msg], attempt: int) -> None:
-        """Back off, and tell JetStream the messages in hand are still being worked on."""
+        """Back off, and tell JetStream the messages in hand are still being worked on.
+
+        A NATS connection the client has closed for good never comes back: that one is raised,
+        and fails the worker, whose replacement starts with a new connection.
+        """
+        if isinstance(error, nats.errors.ConnectionClosedError):
+            raise error
         log.warning("store_unavailable", error=repr(error), attempt=attempt)
         await asyncio.sleep(min(0.05 * 2**attempt, _MAX_PAUSE_SECONDS))
         for msg in msgs:

@@ -36,14 +36,24 @@ log = structlog.get_logger(__name__)
 CONSUMER_CHECK_SECONDS = 10.0
 # After a failed pull (NATS restarting, the consumer gone): wait, then set the consumer up again.
 _REOPEN_PAUSE_SECONDS = 1.0
+# Setting a partition up takes several JetStream round trips; the leases already held are
+# renewed after every few, so that taking many never lets them run out.
+_TAKES_PER_ROUND = 4
+# A fetch is only started while the lease outlasts it by this much.
+_LEASE_MARGIN_SECONDS = 0.1
+# How often a fetcher whose lease is about to run out looks again.
+_LEASE_RECHECK_SECONDS = 0.05
 
 
 @dataclass
 class _Held:
-    """A partition this worker holds: its feed, its fetcher, and the signal to stop it."""
+    """A partition this worker holds: its feed, its fetcher, the signal to stop it, and until
+    when (monotonic) its lease is surely this worker's: counted from before the request that
+    took or renewed it, so never later than Redis's own expiry."""
 
     feed: PartitionFeed
     halt: asyncio.Event
+    valid_until: float
     fetcher: asyncio.Task | None = None
 
 
@@ -76,7 +86,7 @@ class ActionConsumer:
         finish every batch in hand, ack it, and give the partitions back."""
         appliers = [asyncio.create_task(self._apply()) for _ in range(self._settings.appliers)]
         try:
-            await self._keep_leases(stop)
+            await self._keep_leases(stop, appliers)
         finally:
             try:
                 await self._wind_down(appliers)
@@ -101,13 +111,14 @@ class ActionConsumer:
         """The partitions this worker holds now."""
         return sorted(self._held)
 
-    async def _keep_leases(self, stop: asyncio.Event) -> None:
+    async def _keep_leases(self, stop: asyncio.Event, appliers: list[asyncio.Task]) -> None:
         """Renew, take and give back leases every third of a lease time. If renewing keeps
         failing, the partitions are let go before their leases can run out under them."""
         every = self._settings.lease_seconds / 3
         renewed = time.monotonic()
         while not stop.is_set():
-            self._check_fetchers()
+            _check_alive([held.fetcher for held in self._held.values()], "a partition fetcher")
+            _check_alive(appliers, "an applier")
             try:
                 await self._rebalance()
                 renewed = time.monotonic()
@@ -117,28 +128,38 @@ class ActionConsumer:
                     for partition in list(self._held):
                         self._let_go(partition, release=False)
 
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), every)
+            await _wait(stop, every)
 
     async def _rebalance(self) -> None:
         workers = await self._leases.announce()
-        kept = await self._leases.renew(list(self._held))
-        for partition in set(self._held) - kept:
-            log.warning("partition_lease_lost", partition=partition)
-            self._let_go(partition, release=False)
+        await self._renew()
 
         share = fair_share(workers)
         for partition in sorted(self._held)[share:]:
             self._let_go(partition, release=True)
-        if len(self._held) >= share:
-            return
-        for partition in await self._leases.free():
-            if len(self._held) >= share:
-                break
-            if await self._leases.acquire(partition):
-                await self._take(partition)
+        while len(self._held) < share:
+            wanted = min(share - len(self._held), _TAKES_PER_ROUND)
+            taken = 0
+            for partition in (await self._leases.free())[:wanted]:
+                asked = time.monotonic()
+                if await self._leases.acquire(partition):
+                    await self._take(partition, asked + self._settings.lease_seconds)
+                    taken += 1
+            if not taken:
+                return
+            await self._renew()
 
-    async def _take(self, partition: int) -> None:
+    async def _renew(self) -> None:
+        """Extend every held lease; let go of those another worker has taken meanwhile."""
+        asked = time.monotonic()
+        kept = await self._leases.renew(list(self._held))
+        for partition in set(self._held) - kept:
+            log.warning("partition_lease_lost", partition=partition)
+            self._let_go(partition, release=False)
+        for partition in kept & set(self._held):
+            self._held[partition].valid_until = asked + self._settings.lease_seconds
+
+    async def _take(self, partition: int, valid_until: float) -> None:
         feed = PartitionFeed(self._js, self._names, partition, self._settings)
         try:
             await feed.open()
@@ -147,7 +168,7 @@ class ActionConsumer:
             await self._leases.release(partition)
             return
 
-        held = _Held(feed, asyncio.Event())
+        held = _Held(feed, asyncio.Event(), valid_until)
         held.fetcher = asyncio.create_task(self._fetch(held), name=f"fetch-p{partition:02d}")
         self._held[partition] = held
         log.info("partition_taken", partition=partition)
@@ -175,16 +196,16 @@ class ActionConsumer:
             log.warning("partition_not_released", partition=partition, error=repr(error))
         log.info("partition_let_go", partition=partition)
 
-    def _check_fetchers(self) -> None:
-        """A fetcher ends on its own only by failing, which fails the worker."""
-        for held in self._held.values():
-            if held.fetcher.done() and held.fetcher.exception() is not None:
-                raise RuntimeError("a partition fetcher failed") from held.fetcher.exception()
-
     async def _fetch(self, held: _Held) -> None:
         """Fetch the partition's next batch once the last one is done, until halted."""
         feed, checked = held.feed, time.monotonic()
+        fetch_seconds = self._settings.fetch_timeout_ms / 1000 + _LEASE_MARGIN_SECONDS
         while not held.halt.is_set():
+            if time.monotonic() + fetch_seconds > held.valid_until:
+                # A stalled renewal: never pull past the lease, or a worker that took the
+                # partition over would be pulling from the same consumer at the same time.
+                await _wait(held.halt, _LEASE_RECHECK_SECONDS)
+                continue
             try:
                 msgs = await _unless_halted(held.halt, feed.fetch())
                 if not msgs and time.monotonic() - checked > CONSUMER_CHECK_SECONDS:
@@ -208,8 +229,7 @@ class ActionConsumer:
 
     async def _reopen(self, held: _Held) -> None:
         """Set the partition's consumer up again, which redelivers what is unacked, in order."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(held.halt.wait(), _REOPEN_PAUSE_SECONDS)
+        await _wait(held.halt, _REOPEN_PAUSE_SECONDS)
         if held.halt.is_set():
             return
 
@@ -236,6 +256,8 @@ class ActionConsumer:
 
             try:
                 await self._handler.handle(batches)
+            except nats.errors.ConnectionClosedError:
+                raise
             except Exception:
                 log.exception("batch_not_handled", messages=size)
                 for each in batches:
@@ -243,6 +265,19 @@ class ActionConsumer:
             finally:
                 for each in batches:
                     each.done.set()
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Sleep for `seconds`, or less if the event is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+
+
+def _check_alive(tasks: list[asyncio.Task], what: str) -> None:
+    """Fetchers and appliers end on their own only by failing, which fails the worker."""
+    for task in tasks:
+        if task.done():
+            raise RuntimeError(f"{what} stopped") from task.exception()
 
 
 async def _unless_halted(halt: asyncio.Event, fetch) -> list:

@@ -6,14 +6,20 @@ a crash between the dead letter and the ack store it once; the ACTION_FAILED ans
 Postgres covers later repeats of the action id.
 """
 
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 
 from infra.names import Names
 
 REASON_HEADER = "Podium-Reason"
 SUBJECT_HEADER = "Podium-Subject"
 SEQUENCE_HEADER = "Podium-Stream-Sequence"
+# Set, to the original size in bytes, on a dead letter cut short to fit a NATS message.
+TRUNCATED_HEADER = "Podium-Truncated-From"
+
+# Room left for the headers: NATS refuses a message whose payload and headers together exceed
+# its max_payload, and nats-py answers that by closing the connection for good.
+_HEADER_ROOM = 4096
 
 # Reasons are log-sized, not payload-sized.
 _MAX_REASON_CHARS = 200
@@ -22,8 +28,9 @@ _MAX_REASON_CHARS = 200
 class DeadLetters:
     """Publishes given-up actions to the namespace's dead-letter subject."""
 
-    def __init__(self, js: JetStreamContext, names: Names) -> None:
-        self._js = js
+    def __init__(self, nc: NATS, names: Names) -> None:
+        self._nc = nc
+        self._js = nc.jetstream()
         self._names = names
 
     async def send(self, msg: Msg, reason: str) -> None:
@@ -31,9 +38,14 @@ class DeadLetters:
         sequence = str(msg.metadata.sequence.stream)
         original_id = (msg.headers or {}).get("Nats-Msg-Id") or f"seq:{sequence}"
         headers = {
-            "Nats-Msg-Id": original_id,
+            "Nats-Msg-Id": original_id[:_MAX_REASON_CHARS],
             REASON_HEADER: reason[:_MAX_REASON_CHARS],
             SUBJECT_HEADER: msg.subject,
             SEQUENCE_HEADER: sequence,
         }
-        await self._js.publish(self._names.dead_letters_subject, msg.data, headers=headers)
+        data = msg.data
+        room = self._nc.max_payload - _HEADER_ROOM
+        if len(data) > room:
+            headers[TRUNCATED_HEADER] = str(len(data))
+            data = data[:room]
+        await self._js.publish(self._names.dead_letters_subject, data, headers=headers)

@@ -81,14 +81,14 @@ async def lock_players(
     """
     await conn.execute(
         "INSERT INTO player_state (player_id, state, state_hash)"
-        " SELECT id, $2::jsonb, $3 FROM unnest($1::uuid[]) AS id"
+        " SELECT id, $2, $3 FROM unnest($1::uuid[]) AS id"
         " ON CONFLICT (player_id) DO NOTHING",
         player_ids,
         initial_json,
         initial_hash,
     )
     rows = await conn.fetch(
-        "SELECT player_id::text, state::text AS json, state_hash, version FROM player_state"
+        "SELECT player_id::text, state AS json, state_hash, version FROM player_state"
         " WHERE player_id = ANY($1::uuid[]) ORDER BY player_id FOR UPDATE",
         player_ids,
     )
@@ -98,7 +98,7 @@ async def lock_players(
 async def fetch_player_state(pool: asyncpg.Pool, player_id: str) -> StoredState | None:
     """Read a player's state without locking it; None if the player never played."""
     row = await pool.fetchrow(
-        "SELECT state::text AS json, state_hash, version FROM player_state WHERE player_id = $1",
+        "SELECT state AS json, state_hash, version FROM player_state WHERE player_id = $1",
         player_id,
     )
     if row is None:
@@ -139,7 +139,7 @@ async def save_states(conn: asyncpg.Connection, changes: list[StateChange]) -> N
         return
 
     status = await conn.execute(
-        "UPDATE player_state AS s SET state = u.json::jsonb, state_hash = u.hash,"
+        "UPDATE player_state AS s SET state = u.json, state_hash = u.hash,"
         " version = s.version + u.applied, updated_at = now()"
         " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[])"
         " AS u(player_id, old_hash, json, hash, applied)"

@@ -28,9 +28,18 @@ from infra.shards import ShardPools
 
 log = structlog.get_logger(__name__)
 
-# How long a stopping worker waits for the batch in hand; with the gRPC grace period running
-# alongside, the process exits well within the ten seconds an orchestrator allows.
-_BATCH_GRACE_SECONDS = 8.0
+# A stopping worker waits this long for the batch in hand, then at most this long for the
+# cancelled consumer, the database pools and NATS each: with the gRPC grace period running
+# alongside, it exits within the ten seconds an orchestrator allows even if a store hangs.
+_BATCH_GRACE_SECONDS = 6.0
+_CLOSE_SECONDS = 1.0
+
+# A statement that takes longer than this is given up (and retried): a stalled database must
+# not hold a batch, or a stopping worker, forever.
+_COMMAND_TIMEOUT_SECONDS = 10.0
+
+# Redis calls give up after this; leases are what a stalled Redis must not outlive.
+_REDIS_TIMEOUT_SECONDS = 2.0
 
 # Each applier holds one connection per shard database; the rest serve GetState.
 _POOL_SPARE_CONNECTIONS = 4
@@ -58,11 +67,20 @@ async def running(
     pool_size = settings.appliers + _POOL_SPARE_CONNECTIONS
 
     async with contextlib.AsyncExitStack() as stack:
-        pools = await ShardPools.open(settings.shard_dsns, min_size=1, max_size=pool_size)
-        stack.push_async_callback(pools.close)
+        pools = await ShardPools.open(
+            settings.shard_dsns,
+            min_size=1,
+            max_size=pool_size,
+            command_timeout=_COMMAND_TIMEOUT_SECONDS,
+        )
+        stack.push_async_callback(pools.close, _CLOSE_SECONDS)
         await _ensure_history(pools)
 
-        redis = aioredis.from_url(settings.redis_url)
+        redis = aioredis.from_url(
+            settings.redis_url,
+            socket_timeout=_REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=_REDIS_TIMEOUT_SECONDS,
+        )
         stack.push_async_callback(redis.aclose)
 
         nc = await _connect_nats(settings)
@@ -138,6 +156,7 @@ async def _connect_nats(settings: GameSettings) -> nats.aio.client.Client:
         settings.nats_url,
         name=f"{settings.namespace}-game",
         max_reconnect_attempts=-1,
+        drain_timeout=_CLOSE_SECONDS,
         error_cb=on_error,
         disconnected_cb=on_disconnected,
         reconnected_cb=on_reconnected,
@@ -163,6 +182,6 @@ async def _finish(task: asyncio.Task) -> None:
     if not done:
         log.error("consumer_stop_timeout")
         task.cancel()
-        await asyncio.wait({task})
+        await asyncio.wait({task}, timeout=_CLOSE_SECONDS)
     elif not task.cancelled() and task.exception() is not None:
         log.error("consumer_failed", exc_info=task.exception())

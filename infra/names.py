@@ -6,7 +6,7 @@ other's data.
 
 from dataclasses import dataclass
 
-from infra.shards import partition_of_player
+from infra.shards import ACTION_PARTITIONS, partition_of_player
 
 
 @dataclass(frozen=True)
@@ -20,8 +20,9 @@ class Names:
         return f"{self.namespace.upper()}_ACTIONS"
 
     @property
-    def actions_subjects(self) -> str:
-        return f"{self.namespace}.actions.>"
+    def actions_subjects(self) -> list[str]:
+        """Exactly the partitions' subjects: the stream refuses a message no worker would pull."""
+        return [self.partition_subjects(p) for p in range(ACTION_PARTITIONS)]
 
     def action_subject(self, player_id: str) -> str:
         """Actions of a player go to its partition: <ns>.actions.<partition>.<player>."""

@@ -8,6 +8,7 @@ state therefore live on one database, and two spellings of one name ("Alice", "a
 meet on the same database, where a unique index refuses the second.
 """
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import Iterator
@@ -84,6 +85,11 @@ class ShardPools:
     def __len__(self) -> int:
         return len(self._pools)
 
-    async def close(self) -> None:
+    async def close(self, timeout: float | None = None) -> None:
+        """Close every pool; with a timeout, a pool whose connections do not come back in time
+        (a stalled database) is terminated instead, so that a stopping process can end."""
         for pool in self._pools:
-            await pool.close()
+            try:
+                await asyncio.wait_for(pool.close(), timeout)
+            except TimeoutError:
+                pool.terminate()

@@ -30,7 +30,7 @@ async def ensure_actions_stream(
         js,
         StreamConfig(
             name=names.actions_stream,
-            subjects=[names.actions_subjects],
+            subjects=names.actions_subjects,
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
             discard=DiscardPolicy.NEW,

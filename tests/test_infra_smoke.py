@@ -15,6 +15,6 @@ async def test_backing_services_answer(shards, redis_client, nats_client, names)
     ]
 
     assert await redis_client.ping()
-    assert info.config.subjects == [names.actions_subjects]
+    assert info.config.subjects == names.actions_subjects
     expected = sorted(p.stem for p in MIGRATIONS.glob("*.sql"))
     assert versions == [expected] * len(shards)

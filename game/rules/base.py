@@ -22,7 +22,7 @@ written for a refused action, but the refusal itself is recorded, so a retry of 
 id gets the same refusal.
 
 States must be JSON objects built from str, int, float, bool, None, list and dict, because they
-are stored as jsonb and hashed over their canonical JSON encoding (see game.state).
+are stored and hashed as their canonical JSON encoding (see game.state).
 """
 
 from dataclasses import dataclass

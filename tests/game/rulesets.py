@@ -36,3 +36,33 @@ class CrashingRuleset(ExplodingRuleset):
         if params.get("points") == 0:
             os._exit(70)
         return super().apply(state, action, params)
+
+
+class FileReadingRuleset(ExplodingRuleset):
+    """Reads a file on {"points": 0}, which is not there: an OSError out of a ruleset is its
+    own fault, not a sign that a store is down."""
+
+    name = "file-reading"
+
+    def apply(self, state: dict, action: str, params: dict) -> Outcome:
+        if params.get("points") == 0:
+            with open("/nonexistent/podium/rules.txt") as rules:
+                rules.read()
+        return super().apply(state, action, params)
+
+
+class FloatRuleset:
+    """States holding floats: "set" stores 1e16, "div" divides what is there by 7."""
+
+    name = "float"
+    primary_board = "global"
+
+    def initial_state(self) -> dict:
+        return {"v": 0}
+
+    def score_of(self, state: dict) -> int:
+        return 0
+
+    def apply(self, state: dict, action: str, params: dict) -> Outcome:
+        value = 1e16 if action == "set" else state["v"] // 7
+        return Outcome(state={"v": value}, board_deltas={}, score=0)

@@ -4,6 +4,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import nats.js.errors
 import orjson
 import pytest
 from podium.game.v1 import game_pb2
@@ -302,3 +303,24 @@ def _player_in_another_partition(player: str) -> str:
         other = _player()
         if partition_of_player(other) != partition_of_player(player):
             return other
+
+
+@pytest.mark.parametrize(
+    "subject_of",
+    [
+        lambda ns, player: f"{ns}.actions.16.{player}",
+        lambda ns, player: f"{ns}.actions.xx.{player}",
+        lambda ns, player: f"{ns}.actions.{player}",
+        lambda ns, player: f"{ns}.actions.00.{player}.extra",
+    ],
+    ids=["partition_16", "partition_xx", "no_partition", "extra_token"],
+)
+async def test_the_stream_refuses_a_subject_no_partition_covers(
+    client, nats_client, game_names, subject_of
+):
+    """Stored there, it would wait for ever: no worker pulls it, nobody answers it."""
+    player = _player()
+    data = client.action(player, INITIAL_HASH).SerializeToString()
+
+    with pytest.raises(nats.js.errors.NoStreamResponseError):
+        await nats_client.jetstream().publish(subject_of(game_names.namespace, player), data)

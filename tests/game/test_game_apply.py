@@ -18,6 +18,7 @@ from game.apply import (
     MISMATCH,
     REJECTED,
     MalformedAction,
+    RulesetFailed,
     decide_batch,
     parse_action,
     record_failure,
@@ -26,7 +27,7 @@ from game.rules import load_ruleset
 from game.rules.base import MAX_SCORE, Outcome
 from game.state import state_hash
 from game.store import BoardKey
-from tests.game.rulesets import ExplodingRuleset
+from tests.game.rulesets import ExplodingRuleset, FloatRuleset
 
 
 def _player() -> str:
@@ -243,12 +244,13 @@ async def test_a_batch_that_fails_commits_nothing(shards):
     after_fine = state_hash({"total": 100})
     poison = _parsed(player_id=player, state_hash=after_fine, params_json='{"points": 0}')
 
-    with pytest.raises(ZeroDivisionError):
+    with pytest.raises(RulesetFailed) as failed:
         await decide_batch(pool, ruleset, [fine, poison])
 
     decided = await pool.fetchval(
         "SELECT count(*) FROM applied_actions WHERE player_id = $1", player
     )
+    assert failed.value.kind == "ZeroDivisionError"
     assert decided == 0
 
 
@@ -268,3 +270,23 @@ async def test_a_failure_is_recorded_once_and_answered_the_same_again(shards):
     assert again.result == first.result == retried.result
     rows = await pool.fetch("SELECT status FROM applied_actions WHERE player_id = $1", player)
     assert [r["status"] for r in rows] == ["failed"]
+
+
+async def test_a_state_reads_back_as_written_so_batching_changes_no_outcome(shards):
+    """1e16 is a float to the ruleset; read back from storage it must still be one, or the
+    same actions give other states (and hashes) when decided in two batches than in one."""
+    ruleset = FloatRuleset()
+    together, apart = _player(), _player()
+    after_set = state_hash({"v": 1e16})
+
+    def actions(player):
+        return [
+            _parsed(player_id=player, name="set", state_hash=state_hash({"v": 0})),
+            _parsed(player_id=player, name="div", state_hash=after_set),
+        ]
+
+    one_batch = await decide_batch(shards.for_player(together), ruleset, actions(together))
+    two_batches = [await _decide(shards, ruleset, action) for action in actions(apart)]
+
+    assert [d.result.state_hash for d in one_batch] == [d.result.state_hash for d in two_batches]
+    assert one_batch[-1].result.state_json == '{"v":1428571428571428.0}'

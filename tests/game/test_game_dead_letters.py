@@ -8,10 +8,10 @@ from pathlib import Path
 
 from podium.game.v1 import game_pb2
 
-from game.dead_letters import REASON_HEADER, SEQUENCE_HEADER
+from game.dead_letters import REASON_HEADER, SEQUENCE_HEADER, TRUNCATED_HEADER
 from game.state import state_hash
 from game.worker import running
-from tests.game.rulesets import ExplodingRuleset
+from tests.game.rulesets import ExplodingRuleset, FileReadingRuleset
 
 ROOT = Path(__file__).resolve().parents[2]
 INITIAL_HASH = state_hash(ExplodingRuleset().initial_state())
@@ -56,6 +56,52 @@ async def test_a_poison_action_is_dead_lettered_once_and_the_queue_goes_on(
     assert game_pb2.Action.FromString(letters[0].data) == poison
     assert letters[0].headers[REASON_HEADER] == "failed 3 times: ZeroDivisionError"
     assert await _ledger(shards, player) == ["failed", "applied"]
+
+
+async def test_an_oserror_out_of_the_ruleset_is_its_fault_and_is_dead_lettered(
+    spare_names, worker_settings, make_client, dead_letters
+):
+    """Were it taken for a store being down, it would be retried for ever, blocking the
+    actions behind it."""
+    player = str(uuid.uuid4())
+
+    async with running(worker_settings(namespace=spare_names.namespace), FileReadingRuleset()):
+        client = await make_client(spare_names)
+        poison = client.action(player, INITIAL_HASH, params={"points": 0})
+        behind = client.action(player, INITIAL_HASH, params={"points": 5})
+        await client.send(poison)
+        await client.send(behind)
+        results = {r.action_id: r for r in [await client.result() for _ in range(2)]}
+        letters = await dead_letters(spare_names)
+
+    assert results[poison.action_id].error_code == "ACTION_FAILED"
+    assert results[behind.action_id].status == APPLIED
+    assert [m.headers[REASON_HEADER] for m in letters] == ["failed 3 times: FileNotFoundError"]
+
+
+async def test_a_poison_as_large_as_nats_allows_is_dead_lettered_cut_to_fit(
+    spare_names, worker_settings, make_client, dead_letters, nats_client
+):
+    """The dead letter adds headers to the original payload; unchecked, NATS would refuse it
+    and close the connection for good."""
+    player = str(uuid.uuid4())
+    client = await make_client(spare_names)
+    poison = client.action(player, INITIAL_HASH, params={"points": 0})
+    padding = nats_client.max_payload - len(poison.SerializeToString()) - 200
+    poison.params_json = '{"points": 0, "pad": "' + "x" * padding + '"}'
+    size = len(poison.SerializeToString())
+
+    async with running(worker_settings(namespace=spare_names.namespace), ExplodingRuleset()):
+        await client.send(poison)
+        refused = await client.result()
+        after = await client.play(client.action(str(uuid.uuid4()), INITIAL_HASH))
+        letters = await dead_letters(spare_names)
+
+    assert refused.error_code == "ACTION_FAILED"
+    assert after.status == APPLIED
+    assert len(letters) == 1
+    assert int(letters[0].headers[TRUNCATED_HEADER]) == size
+    assert poison.SerializeToString().startswith(letters[0].data)
 
 
 async def test_an_action_that_kills_every_worker_is_dead_lettered_after_its_deliveries(

@@ -16,6 +16,7 @@ from podium.game.v1 import game_pb2
 
 from game.state import state_hash
 from game.worker import running
+from tests.game.rulesets import ExplodingRuleset
 
 ROOT = Path(__file__).resolve().parents[2]
 START_SECONDS = 20
@@ -95,3 +96,27 @@ async def test_worker_makes_the_missing_history_partitions_on_every_shard(
         ]
 
     assert present == [True] * len(shards)
+
+
+class _Escape(BaseException):
+    """Not an Exception: nothing in the worker may swallow it."""
+
+
+class _EscapingRuleset(ExplodingRuleset):
+    def apply(self, state: dict, action: str, params: dict):
+        raise _Escape()
+
+
+async def test_an_applier_that_dies_fails_the_worker_instead_of_stalling_it(
+    worker_settings, spare_names, make_client
+):
+    client = await make_client(spare_names)
+    settings = worker_settings(namespace=spare_names.namespace)
+
+    async with running(settings, ruleset=_EscapingRuleset()) as worker:
+        await client.send(client.action(str(uuid.uuid4()), state_hash({"total": 0})))
+        done, _ = await asyncio.wait({worker.task}, timeout=STOP_SECONDS)
+
+    assert done, "the worker kept running without an applier"
+    with pytest.raises(RuntimeError, match="an applier stopped"):
+        worker.task.result()
