@@ -1,5 +1,7 @@
 """Bad input on every player-facing path gets a clear error with a stable code."""
 
+import os
+import struct
 import time
 import uuid
 
@@ -89,9 +91,14 @@ async def test_a_client_that_keeps_breaking_the_protocol_is_closed(players):
 
 
 async def test_a_frame_beyond_the_hard_limit_closes_with_1009(players):
+    """The gateway refuses on the frame's header alone, without reading its payload. Only the
+    header is sent here: with megabytes of payload still unread, the server's close would turn
+    into a TCP reset, which may reach the client before it has read the close frame."""
     player = await players()
+    length = 2 * 1024 * 1024
+    text_frame_header = b"\x81\xff" + struct.pack("!Q", length) + os.urandom(4)
 
-    await player.send("x" * (2 * 1024 * 1024))
+    player.ws._writer.transport.write(text_frame_header)
     await player._reader
 
     assert player.ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
