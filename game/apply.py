@@ -9,6 +9,7 @@ mismatch or rejected) is written back with its serialized result in that same tr
 """
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,12 +18,13 @@ import orjson
 from google.protobuf.message import DecodeError
 from podium.game.v1 import game_pb2
 
-from game import store
-from game.rules.base import MAX_SCORE, Outcome, Refusal, Ruleset
+from game import standings, store
+from game.rules.base import Outcome, Refusal, Ruleset
 from game.state import EncodedState, encode_state
 from game.store import BoardKey
-from infra.boards import BOARDS
+from infra.boards import boards
 from infra.ids import canonical_uuid
+from infra.leaderboard import Standing
 
 APPLIED = game_pb2.ACTION_STATUS_APPLIED
 MISMATCH = game_pb2.ACTION_STATUS_MISMATCH
@@ -82,11 +84,15 @@ class ActionMessage:
 
 @dataclass(frozen=True)
 class Decision:
-    """The answer to an action, and the absolute board scores Redis must show after it."""
+    """The answer to an action, and the standings Redis must show after it."""
 
     result: game_pb2.ActionResult
     duplicate: bool
-    scores: dict[BoardKey, int]
+    scores: dict[BoardKey, Standing]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def parse_action(data: bytes) -> ActionMessage:
@@ -120,12 +126,15 @@ def parse_action(data: bytes) -> ActionMessage:
 
 
 async def decide_batch(
-    pool: asyncpg.Pool, ruleset: Ruleset, actions: list[ActionMessage]
+    pool: asyncpg.Pool, ruleset: Ruleset, actions: list[ActionMessage], now: int | None = None
 ) -> list[Decision]:
     """Decide the actions in order (or repeat the decisions already taken for their ids) and
-    commit them all in one transaction; a failure commits none of them."""
+    commit them all in one transaction; a failure commits none of them.
+
+    `now` (Unix ms, the clock by default) decides which periods have closed.
+    """
     async with pool.acquire() as conn, conn.transaction():
-        batch = await _read_locked(conn, ruleset, actions)
+        batch = await _read_locked(conn, ruleset, actions, now_ms() if now is None else now)
         decisions = [batch.decide(action) for action in actions]
         await _write(conn, batch)
     return decisions
@@ -135,7 +144,7 @@ async def record_failure(pool: asyncpg.Pool, ruleset: Ruleset, action: ActionMes
     """Answer an action that could not be decided with ACTION_FAILED, once and for good, so a
     retry of its id is refused the same way instead of failing all over again."""
     async with pool.acquire() as conn, conn.transaction():
-        batch = await _read_locked(conn, ruleset, [action])
+        batch = await _read_locked(conn, ruleset, [action], now_ms())
         decision = batch.fail(action)
         await _write(conn, batch)
     return decision
@@ -151,7 +160,7 @@ async def recorded_result(
 
 
 async def _read_locked(
-    conn: asyncpg.Connection, ruleset: Ruleset, actions: list[ActionMessage]
+    conn: asyncpg.Connection, ruleset: Ruleset, actions: list[ActionMessage], now: int
 ) -> "_Batch":
     initial = _by_ruleset(lambda: encode_state(ruleset.initial_state()))
     players = sorted({a.player_id for a in actions})
@@ -160,22 +169,22 @@ async def _read_locked(
     ids = sorted({(a.player_id, a.action_key) for a in actions})
     earlier = await store.find_decisions(conn, ids)
     keys = sorted({key for a in actions for key in _board_keys(a)})
-    totals = await store.board_totals(conn, keys)
-    return _Batch(ruleset, stored, earlier, totals)
+    held = await store.standings(conn, keys)
+    return _Batch(ruleset, stored, earlier, held, now)
 
 
 async def _write(conn: asyncpg.Connection, batch: "_Batch") -> None:
     await store.save_states(conn, batch.state_changes())
     await store.record_decisions(conn, batch.decisions)
-    await store.save_totals(conn, batch.total_rows())
+    await store.save_standings(conn, batch.changed_standings())
     await store.record_events(conn, batch.events)
 
 
 def _board_keys(action: ActionMessage) -> list[BoardKey]:
-    """Every board score the action could touch: each board, in the period it was received."""
+    """Every standing the action could touch: each board, in the period it was received."""
     return [
         BoardKey(action.player_id, board.id, board.period_at(action.received_ts_ms))
-        for board in BOARDS.values()
+        for board in boards().values()
     ]
 
 
@@ -186,6 +195,7 @@ class _Player:
     json: str
     hash: str
     stored_hash: str
+    version: int
     applied: int = 0
 
 
@@ -197,17 +207,19 @@ class _Batch:
         ruleset: Ruleset,
         stored: dict[str, store.StoredState],
         earlier: dict[tuple[str, str], bytes],
-        totals: dict[BoardKey, int],
+        held: dict[BoardKey, Standing],
+        now: int,
     ) -> None:
         self._ruleset = ruleset
         # Canonical JSON, but the stored hash: it is what the player's next action must quote.
         self._players = {
-            player_id: _Player(encode_state(orjson.loads(s.json)).json, s.hash, s.hash)
+            player_id: _Player(encode_state(orjson.loads(s.json)).json, s.hash, s.hash, s.version)
             for player_id, s in stored.items()
         }
         self._earlier = dict(earlier)
-        self._totals = dict(totals)
-        self._reached_ms: dict[BoardKey, int] = {}
+        self._held = dict(held)
+        self._changed: set[BoardKey] = set()
+        self._now = now
         self.decisions: list[store.DecisionRow] = []
         self.events: list[store.EventRow] = []
 
@@ -222,10 +234,10 @@ class _Batch:
 
         try:
             params = _params(action.params_json)
-            outcome, deltas, encoded = _by_ruleset(self._outcome, action, player, params)
+            outcome, changes, encoded = _by_ruleset(self._outcome, action, player, params)
         except Refusal as refusal:
             return self._unchanged(action, REJECTED, refusal)
-        return self._apply(action, player, outcome, deltas, encoded)
+        return self._apply(action, player, outcome, changes, encoded)
 
     def fail(self, action: ActionMessage) -> Decision:
         earlier = self._earlier.get((action.player_id, action.action_key))
@@ -241,58 +253,66 @@ class _Batch:
             if p.applied
         ]
 
-    def total_rows(self) -> list[store.TotalRow]:
-        return [
-            store.TotalRow(key, self._totals[key], reached_ms)
-            for key, reached_ms in self._reached_ms.items()
-        ]
+    def changed_standings(self) -> dict[BoardKey, Standing]:
+        return {key: self._held[key] for key in self._changed}
 
     def _outcome(self, action: ActionMessage, player: _Player, params: dict[str, Any]):
-        """Run the ruleset on the player's state, and check and encode what it returned."""
+        """Run the ruleset on the player's state, then work out and check what it does."""
         outcome = self._ruleset.apply(orjson.loads(player.json), action.name, params)
-        return outcome, self._deltas(action, outcome), encode_state(outcome.state)
+        changes = self._changes(action, player, standings.submissions_of(outcome))
+        return outcome, changes, encode_state(outcome.state)
 
-    def _deltas(self, action: ActionMessage, outcome: Outcome) -> dict[BoardKey, int]:
-        """Stamp each delta with the period the action was received in; drop zero deltas;
-        refuse a result Redis could not hold exactly.
+    def _changes(
+        self, action: ActionMessage, player: _Player, submitted: dict
+    ) -> dict[BoardKey, Standing]:
+        """The standings the action's submissions lead to, in the period it was received in.
 
-        A delta for an unknown board, or one that is not an int, is a bug in the ruleset, not in
-        the action, so it fails the action (RulesetFailed) rather than refusing the player.
+        A board the deployment does not have is a bug of the ruleset (TypeError); a period that
+        closed before the action got here, or a score out of the board's range, refuses it.
         """
-        if type(outcome.score) is not int:
-            raise TypeError("ruleset returned a score that is not an int")
-        deltas = {}
-        for board_id, delta in outcome.board_deltas.items():
-            board = BOARDS.get(board_id)
-            if board is None or type(delta) is not int:
-                raise TypeError(f"ruleset returned a bad board delta for {board_id!r}")
-            if delta:
-                period = board.period_at(action.received_ts_ms)
-                deltas[BoardKey(action.player_id, board_id, period)] = delta
+        version = player.version + player.applied + 1
+        changes = {}
+        for board_id, submission in submitted.items():
+            board = boards().get(board_id)
+            if board is None:
+                raise TypeError(f"ruleset submitted to an unknown board {board_id!r}")
+            period = board.period_at(action.received_ts_ms)
+            closed_at = board.closed_at_ms(period)
+            if closed_at is not None and self._now > closed_at:
+                raise Refusal("PERIOD_CLOSED", "the period this action was played in has closed")
 
-        out_of_range = abs(outcome.score) > MAX_SCORE or any(
-            abs(self._totals.get(key, 0) + delta) > MAX_SCORE for key, delta in deltas.items()
-        )
-        if out_of_range:
-            raise Refusal("SCORE_OUT_OF_RANGE", "the resulting score is out of range")
-        return deltas
+            key = BoardKey(action.player_id, board_id, period)
+            standing = standings.combine(
+                board,
+                self._held.get(key),
+                submission,
+                action.player_id,
+                action.received_ts_ms,
+                version,
+            )
+            if standing is not None:
+                changes[key] = standing
+        return changes
 
     def _apply(
         self,
         action: ActionMessage,
         player: _Player,
         outcome: Outcome,
-        deltas: dict[BoardKey, int],
+        changes: dict[BoardKey, Standing],
         encoded: EncodedState,
     ) -> Decision:
         player.json, player.hash = encoded.json, encoded.hash
         player.applied += 1
 
-        for key, delta in deltas.items():
-            score = self._totals.get(key, 0) + delta
-            self._totals[key] = score
-            self._reached_ms[key] = action.received_ts_ms
-            self.events.append(store.EventRow(key, delta, score, action.action_key))
+        for key, standing in changes.items():
+            old = self._held.get(key)
+            delta = standing.score - (old.score if old else 0)
+            self._held[key] = standing
+            self._changed.add(key)
+            self.events.append(
+                store.EventRow(key, delta, standing.score, standing.subscore, action.action_key)
+            )
 
         result = game_pb2.ActionResult(
             action_id=action.action_id,
@@ -302,16 +322,17 @@ class _Batch:
             score=outcome.score,
         )
         self._record(action, result)
-        return Decision(result, False, {key: self._totals[key] for key in deltas})
+        return Decision(result, False, changes)
 
     def _repeat(self, action: ActionMessage, earlier: bytes) -> Decision:
-        """The first answer again; if it applied, Redis gets the player's current totals again,
-        in case the worker that decided it died before writing them."""
+        """The first answer again; if it applied, Redis gets the player's current standings
+        again, in case the worker that decided it died before writing them (a write of a
+        version Redis already has changes nothing there)."""
         result = game_pb2.ActionResult.FromString(earlier)
         scores = {}
         if result.status == APPLIED:
             keys = _board_keys(action)
-            scores = {key: self._totals[key] for key in keys if key in self._totals}
+            scores = {key: self._held[key] for key in keys if key in self._held}
         return Decision(result, True, scores)
 
     def _unchanged(

@@ -30,6 +30,7 @@ from game.apply import (
     MalformedAction,
     RulesetFailed,
     decide_batch,
+    now_ms,
     parse_action,
     record_failure,
 )
@@ -43,6 +44,9 @@ from infra.names import Names
 from infra.shards import ShardPools
 
 log = structlog.get_logger(__name__)
+
+# Unix milliseconds now: what decides whether an action's period has closed.
+Clock = Callable[[], int]
 
 # Failures that say nothing about the actions: wait them out and try the same work again.
 TRANSIENT = (
@@ -92,8 +96,10 @@ class BatchHandler:
         redis: aioredis.Redis,
         pools: ShardPools,
         ruleset: Ruleset,
+        clock: Clock = now_ms,
     ) -> None:
         self._settings = settings
+        self._clock = clock
         self._names = Names(settings.namespace)
         self._nc = nc
         self._redis = redis
@@ -138,7 +144,8 @@ class BatchHandler:
         attempt = 0
         while True:
             try:
-                decisions = await decide_batch(pool, self._ruleset, [i.action for i in items])
+                actions = [item.action for item in items]
+                decisions = await decide_batch(pool, self._ruleset, actions, self._clock())
             except TRANSIENT as error:
                 attempt += 1
                 await self._pause(error, [item.msg for item in items], attempt)
@@ -157,7 +164,8 @@ class BatchHandler:
         failures = attempt = 0
         while True:
             try:
-                [decision] = await decide_batch(pool, self._ruleset, [item.action])
+                actions = [item.action]
+                [decision] = await decide_batch(pool, self._ruleset, actions, self._clock())
                 return decision
             except TRANSIENT as error:
                 attempt += 1

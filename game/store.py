@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 import asyncpg
 
+from infra.leaderboard import Standing
+
 
 @dataclass(frozen=True)
 class StoredState:
@@ -53,21 +55,13 @@ class DecisionRow:
 
 
 @dataclass(frozen=True)
-class TotalRow:
-    """A player's new absolute score on a board period, and when (Unix ms) it was reached."""
-
-    key: BoardKey
-    score: int
-    reached_ms: int
-
-
-@dataclass(frozen=True)
 class EventRow:
     """One line of score history: the change an applied action made to one board period."""
 
     key: BoardKey
     delta: int
     score: int
+    subscore: int
     action_id: str
 
 
@@ -120,17 +114,23 @@ async def find_decisions(
     return {(r["player_id"], r["action_id"]): r["result"] for r in rows}
 
 
-async def board_totals(conn: asyncpg.Connection, keys: list[BoardKey]) -> dict[BoardKey, int]:
-    """Current scores at those keys; a key with no row has no score yet."""
+async def standings(conn: asyncpg.Connection, keys: list[BoardKey]) -> dict[BoardKey, Standing]:
+    """Current standings at those keys; a key with no row has none yet."""
     rows = await conn.fetch(
-        "SELECT s.player_id::text, s.board, s.period, s.score FROM board_scores s"
+        "SELECT s.player_id::text, s.board, s.period, s.score, s.subscore, s.reached_ms,"
+        " s.version, s.metadata FROM board_scores s"
         " JOIN unnest($1::uuid[], $2::text[], $3::text[]) AS k(player_id, board, period)"
         " USING (player_id, board, period)",
         [k.player_id for k in keys],
         [k.board for k in keys],
         [k.period for k in keys],
     )
-    return {BoardKey(r["player_id"], r["board"], r["period"]): r["score"] for r in rows}
+    return {
+        BoardKey(r["player_id"], r["board"], r["period"]): Standing(
+            r["player_id"], r["score"], r["subscore"], r["reached_ms"], r["version"], r["metadata"]
+        )
+        for r in rows
+    }
 
 
 async def save_states(conn: asyncpg.Connection, changes: list[StateChange]) -> None:
@@ -169,23 +169,28 @@ async def record_decisions(conn: asyncpg.Connection, rows: list[DecisionRow]) ->
     )
 
 
-async def save_totals(conn: asyncpg.Connection, rows: list[TotalRow]) -> None:
-    """Write absolute board scores (one row per key), computed under the players' locks."""
+async def save_standings(conn: asyncpg.Connection, rows: dict[BoardKey, Standing]) -> None:
+    """Write absolute standings (one row per key), computed under the players' locks."""
     if not rows:
         return
 
     await conn.execute(
-        "INSERT INTO board_scores (player_id, board, period, score, reached_at)"
-        " SELECT player_id, board, period, score, to_timestamp(reached_ms / 1000.0)"
-        " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])"
-        " AS t(player_id, board, period, score, reached_ms)"
+        "INSERT INTO board_scores"
+        " (player_id, board, period, score, subscore, reached_ms, version, metadata)"
+        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigint[],"
+        " $6::bigint[], $7::bigint[], $8::text[])"
         " ON CONFLICT (player_id, board, period) DO UPDATE"
-        " SET score = EXCLUDED.score, reached_at = EXCLUDED.reached_at",
-        [r.key.player_id for r in rows],
-        [r.key.board for r in rows],
-        [r.key.period for r in rows],
-        [r.score for r in rows],
-        [r.reached_ms for r in rows],
+        " SET score = EXCLUDED.score, subscore = EXCLUDED.subscore,"
+        " reached_ms = EXCLUDED.reached_ms, version = EXCLUDED.version,"
+        " metadata = EXCLUDED.metadata",
+        [k.player_id for k in rows],
+        [k.board for k in rows],
+        [k.period for k in rows],
+        [s.score for s in rows.values()],
+        [s.subscore for s in rows.values()],
+        [s.reached_ms for s in rows.values()],
+        [s.version for s in rows.values()],
+        [s.metadata for s in rows.values()],
     )
 
 
@@ -195,13 +200,14 @@ async def record_events(conn: asyncpg.Connection, rows: list[EventRow]) -> None:
         return
 
     await conn.execute(
-        "INSERT INTO score_events (player_id, board, period, delta, score, action_id)"
+        "INSERT INTO score_events (player_id, board, period, delta, score, subscore, action_id)"
         " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigint[],"
-        " $6::uuid[])",
+        " $6::bigint[], $7::uuid[])",
         [r.key.player_id for r in rows],
         [r.key.board for r in rows],
         [r.key.period for r in rows],
         [r.delta for r in rows],
         [r.score for r in rows],
+        [r.subscore for r in rows],
         [r.action_id for r in rows],
     )

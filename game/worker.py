@@ -17,7 +17,8 @@ import structlog
 from grpc_health.v1 import health as grpc_health
 
 from game.api import GameApi, add_game_service
-from game.batches import BatchHandler
+from game.apply import now_ms
+from game.batches import BatchHandler, Clock
 from game.config import GameSettings
 from game.consumer import ActionConsumer
 from game.rules import load_ruleset
@@ -59,10 +60,11 @@ class RunningWorker:
 
 @contextlib.asynccontextmanager
 async def running(
-    settings: GameSettings, ruleset: Ruleset | None = None
+    settings: GameSettings, ruleset: Ruleset | None = None, clock: Clock = now_ms
 ) -> AsyncIterator[RunningWorker]:
     """Run a worker in this event loop until the block exits; tests use it directly, and may
-    hand it a ruleset object instead of naming one in the settings."""
+    hand it a ruleset object instead of naming one in the settings, and a clock of their own
+    (which decides when periods close)."""
     ruleset = ruleset or load_ruleset(settings.ruleset)
     pool_size = settings.appliers + _POOL_SPARE_CONNECTIONS
 
@@ -86,7 +88,7 @@ async def running(
         nc = await _connect_nats(settings)
         stack.push_async_callback(nc.drain)
 
-        handler = BatchHandler(settings, nc, redis, pools, ruleset)
+        handler = BatchHandler(settings, nc, redis, pools, ruleset, clock)
         consumer = ActionConsumer(settings, nc, redis, handler)
         await consumer.open()
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from infra.boards import BOARDS
+from infra.boards import boards
 from infra.ids import is_uuid_text
 
 MAX_ID_CHARS = 64
@@ -157,7 +157,7 @@ def _parse_ping(fields: _Fields) -> PingFrame:
 
 def _board(fields: _Fields) -> str:
     board = fields.get("board", str)
-    if board not in BOARDS:
+    if board not in boards():
         raise FrameError("UNKNOWN_BOARD", "no such board", fields.frame_id)
     return board
 

@@ -1,22 +1,22 @@
 """gRPC handlers of podium.ranking.v1.RankingService: validate, call the core, map errors."""
 
-from datetime import UTC, datetime
-
 import grpc
-import nats.aio.client
+from podium.ranking.v1 import ranking_pb2, ranking_service_pb2_grpc
 from podium.ranking.v1 import ranking_service_pb2 as pb
-from podium.ranking.v1 import ranking_service_pb2_grpc
 
-from infra.boards import BOARDS, Board
+from infra.boards import Board, boards
 from infra.errors import PodiumError, guarded
 from infra.ids import canonical_uuid
-from infra.shards import ShardPools
 from ranking.board_store import BoardStore
 from ranking.feed import BoardFeed, Clock
-from ranking.rebuild import rebuild_board
+from ranking.paging import Pager
+from ranking.periods import Periods
+from ranking.rebuild import Rebuilder
 
 MAX_LIMIT = 100
 MAX_RADIUS = 50
+MAX_ROWS = 2 * MAX_RADIUS + 1
+MAX_PLAYERS = 100
 
 
 class RankingApi(ranking_service_pb2_grpc.RankingServiceServicer):
@@ -26,25 +26,36 @@ class RankingApi(ranking_service_pb2_grpc.RankingServiceServicer):
         self,
         store: BoardStore,
         feed: BoardFeed,
-        pools: ShardPools,
-        nc: nats.aio.client.Client,
+        pager: Pager,
+        rebuilder: Rebuilder,
+        periods: Periods,
         clock: Clock,
     ) -> None:
         self._store = store
         self._feed = feed
-        self._pools = pools
-        self._nc = nc
+        self._pager = pager
+        self._rebuilder = rebuilder
+        self._periods = periods
         self._clock = clock
 
     @guarded
     async def GetTop(self, request: pb.GetTopRequest, context) -> pb.GetTopResponse:
-        """Answer with the head of a board period."""
+        """Answer with a page of a board period, from its head or from a cursor."""
         board = _board(request.board)
         period = self._period(board, request.period)
         _check_limit(request.limit)
 
-        view = await self._store.top(board.id, period, request.limit)
-        return pb.GetTopResponse(board=board.id, period=period, entries=view.entries, seq=view.seq)
+        view, following = await self._pager.page(
+            board, period, request.limit, request.cursor, request.pin
+        )
+        return pb.GetTopResponse(
+            board=board.id,
+            period=period,
+            entries=view.entries,
+            seq=view.seq,
+            next_cursor=following,
+            total=view.total,
+        )
 
     @guarded
     async def GetAround(self, request: pb.GetAroundRequest, context) -> pb.GetAroundResponse:
@@ -54,15 +65,60 @@ class RankingApi(ranking_service_pb2_grpc.RankingServiceServicer):
         player_id = _player_id(request.player_id)
         if not 0 <= request.radius <= MAX_RADIUS:
             raise PodiumError("INVALID_RADIUS", f"radius must be 0-{MAX_RADIUS}")
+        if not 0 <= request.rows <= MAX_ROWS:
+            raise PodiumError("INVALID_ROWS", f"rows must be 1-{MAX_ROWS}")
 
-        view = await self._store.around(board.id, period, player_id, request.radius)
+        view = await self._store.around(board, period, player_id, request.radius, request.rows)
         if not view.found:
-            raise PodiumError(
-                "PLAYER_NOT_RANKED", "player is not on this board", grpc.StatusCode.NOT_FOUND
-            )
+            raise _not_ranked()
         return pb.GetAroundResponse(
             board=board.id, period=period, entries=view.entries, seq=view.seq
         )
+
+    @guarded
+    async def GetPlayerRank(
+        self, request: pb.GetPlayerRankRequest, context
+    ) -> pb.GetPlayerRankResponse:
+        """Answer with one player's entry."""
+        board = _board(request.board)
+        period = self._period(board, request.period)
+        player_id = _player_id(request.player_id)
+
+        view = await self._store.players(board, period, [player_id])
+        if not view.entries:
+            raise _not_ranked()
+        return pb.GetPlayerRankResponse(
+            board=board.id, period=period, entry=view.entries[0], seq=view.seq
+        )
+
+    @guarded
+    async def GetPlayers(self, request: pb.GetPlayersRequest, context) -> pb.GetPlayersResponse:
+        """Answer with the listed players ranked among themselves."""
+        board = _board(request.board)
+        period = self._period(board, request.period)
+        if not 1 <= len(request.player_ids) <= MAX_PLAYERS:
+            raise PodiumError("INVALID_PLAYER_IDS", f"list 1-{MAX_PLAYERS} player ids")
+        players = list(dict.fromkeys(_player_id(p) for p in request.player_ids))
+
+        view = await self._store.players(board, period, players)
+        return pb.GetPlayersResponse(
+            board=board.id, period=period, entries=among(board, view.entries), seq=view.seq
+        )
+
+    @guarded
+    async def ListPeriods(self, request: pb.ListPeriodsRequest, context) -> pb.ListPeriodsResponse:
+        """Answer with the periods recorded for a board, newest first."""
+        board = _board(request.board)
+        _check_limit(request.limit)
+
+        records = await self._periods.list(board, request.limit)
+        periods = [
+            ranking_pb2.Period(
+                period=r.period, opened_at_unix_ms=r.opened_ms, closed_at_unix_ms=r.closed_ms
+            )
+            for r in records
+        ]
+        return pb.ListPeriodsResponse(board=board.id, periods=periods)
 
     @guarded
     async def WatchBoard(self, request: pb.WatchBoardRequest, context) -> None:
@@ -82,20 +138,57 @@ class RankingApi(ranking_service_pb2_grpc.RankingServiceServicer):
         board = _board(request.board)
         period = self._period(board, request.period)
 
-        rebuilt = await rebuild_board(self._pools, self._store, self._nc, board.id, period)
+        rebuilt = await self._rebuilder.rebuild(board, period)
+        if rebuilt is None:
+            raise PodiumError(
+                "REBUILD_IN_PROGRESS",
+                "another rebuild of this period was under way and has finished",
+                grpc.StatusCode.ABORTED,
+            )
         return pb.RebuildBoardResponse(members=rebuilt.members, seq=rebuilt.seq)
 
     def _period(self, board: Board, period: str) -> str:
         """The requested period key, or the current one for an empty request."""
         if not period:
             return board.period_at(self._clock())
-        if not _is_period_of(board, period):
+        if not board.is_period(period):
             raise PodiumError("INVALID_PERIOD", "period is not a valid key for this board")
         return period
 
 
+def among(board: Board, entries: list[ranking_pb2.Entry]) -> list[ranking_pb2.Entry]:
+    """Entries (in board order) renumbered as places within the list, by the board's style."""
+    ranked = []
+    for place, entry in enumerate(entries, start=1):
+        if ranked and entry.board_rank == ranked[-1].board_rank and board.ranks != "ordinal":
+            rank = ranked[-1].rank
+        elif board.ranks == "dense" and ranked:
+            rank = ranked[-1].rank + 1
+        else:
+            rank = place
+        ranked.append(ranking_pb2.Entry(**_fields(entry), rank=rank))
+    return ranked
+
+
+def _fields(entry: ranking_pb2.Entry) -> dict:
+    return {
+        "player_id": entry.player_id,
+        "username": entry.username,
+        "score": entry.score,
+        "subscore": entry.subscore,
+        "metadata_json": entry.metadata_json,
+        "board_rank": entry.board_rank,
+    }
+
+
+def _not_ranked() -> PodiumError:
+    return PodiumError(
+        "PLAYER_NOT_RANKED", "player is not on this board", grpc.StatusCode.NOT_FOUND
+    )
+
+
 def _board(board_id: str) -> Board:
-    board = BOARDS.get(board_id)
+    board = boards().get(board_id)
     if board is None:
         raise PodiumError("UNKNOWN_BOARD", "no such board", grpc.StatusCode.NOT_FOUND)
     return board
@@ -112,19 +205,3 @@ def _player_id(raw: str) -> str:
         return canonical_uuid(raw)
     except ValueError:
         raise PodiumError("INVALID_PLAYER_ID", "player_id must be a UUID") from None
-
-
-def _is_period_of(board: Board, period: str) -> bool:
-    """Whether the board would name some instant `period`.
-
-    A key is valid when it is what the board itself computes: "all" for a board that never
-    resets, and for a daily one a date whose own midnight maps back to the same text (which
-    also refuses "2024-1-5" and other spellings strptime would let through).
-    """
-    if board.period_at(0) == period:
-        return True
-    try:
-        day = datetime.strptime(period, "%Y-%m-%d").replace(tzinfo=UTC)
-        return board.period_at(int(day.timestamp() * 1000)) == period
-    except (ValueError, OverflowError, OSError):
-        return False

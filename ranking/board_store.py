@@ -1,11 +1,11 @@
-"""The Redis view of the boards: ranked reads, usernames, and the atomic rebuild write.
+"""Ranked reads of board periods from Redis (infra.leaderboard holds the form they take).
 
-Every read of entries and of the board version happens in one atomic Redis step, so the seq a
-caller gets always matches the entries it came with.
+Every read is one script, so the entries, their ranks and the board version a caller gets all
+belong to one moment. A period Redis has not built from Postgres (it came back empty, or the
+period expired) is rebuilt first, by the `rebuild` callback, then read.
 """
 
-import secrets
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -14,146 +14,197 @@ import structlog
 from podium.ranking.v1 import ranking_pb2
 from redis.exceptions import RedisError
 
+from infra.boards import Board
+from infra.leaderboard import PeriodKeys, player_of, subscore_of
 from infra.names import Names
 from infra.shards import ShardPools
 
 log = structlog.get_logger(__name__)
 
-# A rebuild that dies half-way leaves its temporary key behind; Redis drops it after this.
-REBUILD_KEY_TTL_SECONDS = 3600
+# Read the rows of one board period. KEYS: ranked, index, values, ready, seq. ARGV: rank style,
+# mode, then for "range": start, stop; for "around": player, before, after, rows (0: use
+# before and after); for "players": the player ids. Returns {0} for a period not built, else
+# {1, seq, total, then per row: member, zscore, rank, metadata}.
+_READ = """
+if redis.call('EXISTS', KEYS[4]) == 0 then return {0} end
+local style, mode = ARGV[1], ARGV[2]
+local seq = tonumber(redis.call('GET', KEYS[5]) or '0')
+local total = redis.call('ZCARD', KEYS[1])
+local out = {1, seq, total}
 
-# Rank, rows and seq in one script, because the range depends on the player's rank and a
-# change between two round trips would shift it.
-_AROUND_SCRIPT = """
-local rank = redis.call('ZRANK', KEYS[1], ARGV[1])
-local seq = redis.call('GET', KEYS[2]) or '0'
-if not rank then
-  return {-1, seq, {}}
+local function entry(player)
+  local text = redis.call('HGET', KEYS[2], player)
+  if not text then return nil end
+  local a = string.find(text, '|', 1, true)
+  local b = string.find(text, '|', a + 1, true)
+  local c = string.find(text, '|', b + 1, true)
+  return string.sub(text, a + 1, b - 1), string.sub(text, b + 1, c - 1), string.sub(text, c + 1)
 end
-local first = math.max(0, rank - tonumber(ARGV[2]))
-local last = rank + tonumber(ARGV[2])
-return {first, seq, redis.call('ZRANGE', KEYS[1], first, last, 'WITHSCORES')}
+
+local function rank_at(index, zscore, member)
+  if style == 'ordinal' then return index + 1 end
+  local tie = string.sub(member, 1, 16)
+  if style == 'dense' then return redis.call('ZRANK', KEYS[3], tie .. '/' .. zscore) + 1 end
+  local lo, hi = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. zscore), index
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if string.sub(redis.call('ZRANGE', KEYS[1], mid, mid)[1], 1, 16) == tie then
+      hi = mid
+    else
+      lo = mid + 1
+    end
+  end
+  return lo + 1
+end
+
+local function range(first, last)
+  local members = redis.call('ZRANGE', KEYS[1], first, last)
+  local prev_zscore, prev_tie, prev_rank
+  for i, member in ipairs(members) do
+    local zscore, _, meta = entry(string.sub(member, -36))
+    local index, tie = first + i - 1, string.sub(member, 1, 16)
+    local rank
+    if prev_rank == nil then
+      rank = rank_at(index, zscore, member)
+    elseif style == 'ordinal' then
+      rank = index + 1
+    elseif zscore == prev_zscore and tie == prev_tie then
+      rank = prev_rank
+    elseif style == 'dense' then
+      rank = prev_rank + 1
+    else
+      rank = index + 1
+    end
+    for _, v in ipairs({member, zscore, rank, meta}) do out[#out + 1] = v end
+    prev_zscore, prev_tie, prev_rank = zscore, tie, rank
+  end
+end
+
+if mode == 'range' then
+  range(tonumber(ARGV[3]), tonumber(ARGV[4]))
+elseif mode == 'around' then
+  local zscore, member = entry(ARGV[3])
+  if not member then return out end
+  local index = redis.call('ZRANK', KEYS[1], member)
+  local rows = tonumber(ARGV[6])
+  local first, last = index - tonumber(ARGV[4]), index + tonumber(ARGV[5])
+  if rows > 0 then
+    first = math.min(index - math.floor((rows - 1) / 2), total - rows)
+    last = first + rows - 1
+  end
+  range(math.max(first, 0), last)
+else
+  for i = 3, #ARGV do
+    local zscore, member, meta = entry(ARGV[i])
+    if member then
+      local index = redis.call('ZRANK', KEYS[1], member)
+      for _, v in ipairs({member, zscore, rank_at(index, zscore, member), meta}) do
+        out[#out + 1] = v
+      end
+    end
+  end
+end
+return out
 """
 
-
-@dataclass(frozen=True)
-class BoardRow:
-    """One player's total on a board period, as Postgres holds it."""
-
-    player_id: str
-    score: int
-    username: str | None
+Rebuild = Callable[[Board, str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class BoardView:
-    """A run of consecutive ranked entries and the board version they were read at.
+    """Consecutive ranked entries (or a list of them) and the board version they were read at.
 
-    `entries` is empty when the board period (or, for `around`, the player) is absent.
+    `found` is False when `around` names a player absent from the period, or when a paging
+    copy's keys have expired.
     """
 
     entries: list[ranking_pb2.Entry]
     seq: int
+    total: int = 0
     found: bool = True
 
 
 class BoardStore:
-    """Reads ranked slices of board ZSETs and replaces a whole board period atomically."""
+    """Reads ranked slices of board periods, and usernames to show beside them."""
 
     def __init__(self, redis: aioredis.Redis, pools: ShardPools, names: Names) -> None:
         self._redis = redis
         self._pools = pools
         self.names = names
-        self._around = redis.register_script(_AROUND_SCRIPT)
+        self._read = redis.register_script(_READ)
+        self.rebuild: Rebuild | None = None
 
-    async def top(self, board: str, period: str, limit: int) -> BoardView:
-        """The best `limit` entries of a board period, rank 1 first."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zrange(self.names.board_key(board, period), 0, limit - 1, withscores=True)
-            pipe.get(self.names.board_seq_key(board))
-            rows, seq = await pipe.execute()
+    def keys(self, board: str, period: str) -> PeriodKeys:
+        return PeriodKeys.of(self.names.board_key(board, period), self.names.board_seq_key(board))
 
-        entries = await self._entries(0, rows)
-        return BoardView(entries, int(seq or 0))
+    async def top(
+        self,
+        board: Board,
+        period: str,
+        limit: int,
+        offset: int = 0,
+        keys: PeriodKeys | None = None,
+    ) -> BoardView:
+        """`limit` entries from rank `offset + 1` (of a paging snapshot's keys, if given)."""
+        return await self._view(board, period, ["range", offset, offset + limit - 1], keys)
 
-    async def around(self, board: str, period: str, player_id: str, radius: int) -> BoardView:
-        """The player's entry with up to `radius` entries on each side; found=False if absent."""
-        keys = [self.names.board_key(board, period), self.names.board_seq_key(board)]
-        first, seq, flat = await self._around(keys=keys, args=[player_id, radius])
+    async def around(
+        self, board: Board, period: str, player_id: str, radius: int, rows: int = 0
+    ) -> BoardView:
+        """The player's entry with `radius` entries on each side, or a window of `rows`."""
+        args = ["around", player_id, radius, radius, rows]
+        view = await self._view(board, period, args)
+        found = any(entry.player_id == player_id for entry in view.entries)
+        return BoardView(view.entries, view.seq, view.total, found)
 
-        if first < 0:
-            return BoardView([], int(seq), found=False)
-        pairs = [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]
-        return BoardView(await self._entries(first, pairs), int(seq))
+    async def players(self, board: Board, period: str, player_ids: list[str]) -> BoardView:
+        """The listed players who are on the period, each with their board rank, best first."""
+        view = await self._view(board, period, ["players", *player_ids])
+        entries = sorted(view.entries, key=lambda entry: entry.board_rank)
+        return BoardView(entries, view.seq, view.total)
 
-    async def seqs(self, boards: Iterable[str]) -> dict[str, int]:
+    async def seqs(self, boards: list[str]) -> dict[str, int]:
         """The current version of each board, 0 for a board that never changed."""
-        boards = list(boards)
         values = await self._redis.mget([self.names.board_seq_key(b) for b in boards])
         return {board: int(value or 0) for board, value in zip(boards, values, strict=True)}
 
-    async def replace(
-        self, board: str, period: str, chunks: AsyncIterable[list[BoardRow]]
-    ) -> tuple[int, int]:
-        """Make a board period hold exactly the rows of `chunks`; return (members, seq).
+    async def _view(
+        self, board: Board, period: str, args: list, keys: PeriodKeys | None = None
+    ) -> BoardView:
+        live = keys is None
+        keys = keys or self.keys(board.id, period)
+        reply = await self._run(board, keys, args)
+        if not reply[0] and live and self.rebuild is not None:
+            await self.rebuild(board, period)
+            reply = await self._run(board, keys, args)
+        if not reply[0]:
+            # Only a paging copy can be missing here: it expired.
+            return BoardView([], 0, found=False)
 
-        Rows go to a private temporary key first and reach the real key by one RENAME, so a
-        reader sees either the old board or the complete new one, never a half-written one.
-        """
-        key = self.names.board_key(board, period)
-        scratch = f"{key}:rebuild:{secrets.token_hex(8)}"
-        members = 0
-        try:
-            async for chunk in chunks:
-                await self._write_chunk(scratch, chunk)
-                members += len(chunk)
+        _, seq, total, *flat = reply
+        rows = [flat[i : i + 4] for i in range(0, len(flat), 4)]
+        entries = await self._entries(board, rows)
+        return BoardView(entries, int(seq), int(total))
 
-            return members, await self._swap(board, key, scratch, members)
-        except BaseException:
-            await self._drop(scratch)
-            raise
+    async def _run(self, board: Board, keys: PeriodKeys, args: list) -> list:
+        script_keys = [keys.ranked, keys.index, keys.values, keys.ready, keys.seq]
+        return await self._read(keys=script_keys, args=[board.ranks, *args])
 
-    async def _drop(self, scratch: str) -> None:
-        try:
-            await self._redis.delete(scratch)
-        except RedisError as exc:
-            log.warning("rebuild_cleanup_failed", key=scratch, error=repr(exc))
-
-    async def _write_chunk(self, scratch: str, chunk: list[BoardRow]) -> None:
-        usernames = {row.player_id: row.username for row in chunk if row.username is not None}
-
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(scratch, {row.player_id: -row.score for row in chunk})
-            pipe.expire(scratch, REBUILD_KEY_TTL_SECONDS)
-            if usernames:
-                pipe.hset(self.names.usernames_key, mapping=usernames)
-            await pipe.execute()
-
-    async def _swap(self, board: str, key: str, scratch: str, members: int) -> int:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            if members:
-                pipe.rename(scratch, key)
-                # RENAME carries the scratch key's TTL over; the board itself must not expire.
-                pipe.persist(key)
-            else:
-                pipe.delete(key)
-            pipe.incr(self.names.board_seq_key(board))
-            *_, seq = await pipe.execute()
-        return int(seq)
-
-    async def _entries(
-        self, first: int, rows: Iterable[tuple[str, float]]
-    ) -> list[ranking_pb2.Entry]:
-        usernames = await self._usernames([member for member, _ in rows])
+    async def _entries(self, board: Board, rows: list[list]) -> list[ranking_pb2.Entry]:
+        players = [player_of(member) for member, *_ in rows]
+        usernames = await self._usernames(players)
+        sign = -1 if board.order == "desc" else 1
         return [
             ranking_pb2.Entry(
-                rank=first + offset + 1,
-                player_id=member,
-                username=usernames.get(member, ""),
-                # The ZSET holds the negated score; every |score| < 2^53 survives the double.
-                score=int(-score),
+                rank=int(rank),
+                board_rank=int(rank),
+                player_id=player,
+                username=usernames.get(player, ""),
+                score=sign * int(zscore),
+                subscore=subscore_of(board, member),
+                metadata_json=metadata,
             )
-            for offset, (member, score) in enumerate(rows)
+            for player, (member, zscore, rank, metadata) in zip(players, rows, strict=True)
         ]
 
     async def _usernames(self, player_ids: list[str]) -> dict[str, str]:

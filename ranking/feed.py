@@ -169,7 +169,7 @@ class BoardFeed:
         try:
             async with group.lock:
                 period = board.period_at(self._clock())
-                view = await self._store.top(board.id, period, limit)
+                view = await self._store.top(board, period, limit)
                 watcher.offer(_response(board.id, period, view.seq, True, view.entries))
                 if group.seq < 0:
                     group.seq = view.seq
@@ -228,7 +228,7 @@ class BoardFeed:
                 return
             period = group.board.period_at(self._clock())
             limit = max(watcher.limit for watcher in group.watchers)
-            view = await self._store.top(group.board.id, period, limit)
+            view = await self._store.top(group.board, period, limit)
             group.seq = view.seq
 
             # One message per distinct (limit, snapshot), shared by the watchers that match.

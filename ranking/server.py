@@ -18,6 +18,9 @@ from ranking.api import RankingApi
 from ranking.board_store import BoardStore
 from ranking.config import RankingSettings
 from ranking.feed import BoardFeed, Clock, now_ms
+from ranking.paging import Pager
+from ranking.periods import Periods
+from ranking.rebuild import Rebuilder
 
 log = structlog.get_logger(__name__)
 
@@ -57,11 +60,19 @@ async def running(settings: RankingSettings, clock: Clock = now_ms) -> AsyncIter
         stack.push_async_callback(_close_nats, nc)
 
         store = BoardStore(redis, pools, names)
+        store.rebuild = Rebuilder(pools, redis, store, nc)
         feed = BoardFeed(store, nc, settings.coalesce_ms, clock)
         await feed.start()
         stack.push_async_callback(feed.stop)
 
-        api = RankingApi(store, feed, pools, nc, clock)
+        periods = Periods(
+            next(iter(pools)), store, redis, nc, clock, settings.period_retention_seconds
+        )
+        stop_periods = asyncio.Event()
+        keeper = asyncio.create_task(periods.run(stop_periods), name="ranking-periods")
+        stack.push_async_callback(_stop, stop_periods, keeper)
+
+        api = RankingApi(store, feed, Pager(redis, store), store.rebuild, periods, clock)
         server, port, health = await start_server(
             settings.ranking_listen, lambda srv: _add_ranking(srv, api)
         )
@@ -102,6 +113,11 @@ async def _connect_nats(url: str) -> nats.aio.client.Client:
         reconnected_cb=on_reconnected,
     )
     return nc
+
+
+async def _stop(stop: asyncio.Event, task: asyncio.Task) -> None:
+    stop.set()
+    await task
 
 
 async def _close_nats(nc: nats.aio.client.Client) -> None:

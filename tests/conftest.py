@@ -7,6 +7,7 @@ streams and Redis keys, and removes them at the end, so runs never see each othe
 
 import os
 import uuid
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -14,10 +15,15 @@ import nats
 import pytest
 import redis.asyncio as aioredis
 
+from infra.boards import boards
 from infra.config import CommonSettings
+from infra.leaderboard import PeriodKeys
 from infra.migrate import migrate
 from infra.names import Names
 from infra.shards import ShardPools
+
+# Every test, and every service a test starts, reads the test boards (set before any read).
+os.environ["PODIUM_BOARDS_FILE"] = str(Path(__file__).with_name("boards.toml"))
 
 BASE = CommonSettings()
 # How many shard databases the session spreads players over; the suite passes with 1 or 2.
@@ -135,6 +141,23 @@ async def shards(shard_dsns: list[str]):
     pools = await ShardPools.open(shard_dsns, min_size=1, max_size=4)
     yield pools
     await pools.close()
+
+
+@pytest.fixture
+def redis_score(redis_client):
+    """A player's score on a board period as Redis shows it (None if absent), checked to sit in
+    the ranked set where the player's index entry says."""
+
+    async def read(names: Names, board: str, period: str, player: str) -> int | None:
+        keys = PeriodKeys.of(names.board_key(board, period), names.board_seq_key(board))
+        entry = await redis_client.hget(keys.index, player)
+        if entry is None:
+            return None
+        _, zscore, member, _ = entry.decode().split("|", 3)
+        assert await redis_client.zscore(keys.ranked, member) == float(zscore)
+        return -int(zscore) if boards()[board].order == "desc" else int(zscore)
+
+    return read
 
 
 @pytest.fixture(scope="session")

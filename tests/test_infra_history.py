@@ -151,6 +151,8 @@ async def test_score_events_keeps_its_columns_defaults_and_index_without_uniquen
         ("score", "bigint", True, None),
         ("action_id", "uuid", True, None),
         ("at", "timestamp with time zone", True, "now()"),
+        # Added by migration 0005.
+        ("subscore", "bigint", True, "0"),
     ]
     assert [(index["name"], index["indisunique"]) for index in indexes] == [
         ("score_events_by_player", False)
@@ -288,7 +290,10 @@ async def test_migrating_a_plain_score_events_keeps_every_event(blank_conn, blan
 
     applied = await migrate(blank_dsn)
 
-    new = await blank_conn.fetch("SELECT *, tableoid::regclass::text AS part FROM score_events")
+    new = await blank_conn.fetch(
+        "SELECT player_id, board, period, delta, score, action_id, at,"
+        " tableoid::regclass::text AS part FROM score_events"
+    )
     relkind = await blank_conn.fetchval(
         "SELECT relkind::text FROM pg_class WHERE oid = 'score_events'::regclass"
     )

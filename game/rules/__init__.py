@@ -9,7 +9,7 @@ import importlib
 
 from game.rules.base import Ruleset
 from game.rules.default import DefaultRuleset
-from infra.boards import BOARDS
+from infra.boards import boards
 
 _RULESETS: dict[str, type] = {"default": DefaultRuleset}
 _MEMBERS = ("initial_state", "apply", "score_of")
@@ -28,7 +28,7 @@ def load_ruleset(name: str) -> Ruleset:
         raise ValueError(f"ruleset {name!r} could not be made: {exc}") from None
     if not all(callable(getattr(ruleset, member, None)) for member in _MEMBERS):
         raise ValueError(f"ruleset {name!r} lacks one of {', '.join(_MEMBERS)}")
-    if getattr(ruleset, "primary_board", None) not in BOARDS:
+    if getattr(ruleset, "primary_board", None) not in boards():
         raise ValueError(f"ruleset {name!r} names an unknown primary board")
     return ruleset
 

@@ -3,8 +3,8 @@
 A ruleset is an object with four members:
 
 - `name`: the name the worker loads it by (setting PODIUM_RULESET).
-- `primary_board`: the id of the board (one of infra.boards.BOARDS) whose score the player is
-  told in every ActionResult.
+- `primary_board`: the id of the board (one of infra.boards.boards()) whose score the player
+  is told in every ActionResult.
 - `initial_state()`: the state of a player who has never played, a JSON object.
 - `apply(state, action, params)`: decide one action. It returns an Outcome or raises Refusal.
 - `score_of(state)`: the score to report alongside a state when nothing was applied (a stale
@@ -25,12 +25,14 @@ States must be JSON objects built from str, int, float, bool, None, list and dic
 are stored and hashed as their canonical JSON encoding (see game.state).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 # Redis keeps scores as doubles, exact only up to 2**53; the worker refuses any board score or
 # result score beyond this with SCORE_OUT_OF_RANGE rather than store a rounded one.
-MAX_SCORE = 2**53 - 1
+from infra.boards import MAX_SCORE
+
+__all__ = ["MAX_SCORE", "Outcome", "Refusal", "Ruleset", "Submission"]
 
 
 class Refusal(Exception):
@@ -47,17 +49,35 @@ class Refusal(Exception):
 
 
 @dataclass(frozen=True)
+class Submission:
+    """A score sent to one board; the board's operator decides what it does there.
+
+    On an `incr` board it is added to the stored score (and subscore), on `decr` taken from it,
+    on `set` it replaces it, and on `best` it replaces it only if better by the board's order
+    (score first, then subscore). `metadata`, a small JSON object (at most 1 KiB encoded), is
+    kept with the standing it came with: on `best`, that of the run that won.
+    """
+
+    score: int
+    subscore: int = 0
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What an applied action does.
 
-    `state` replaces the player's state. `board_deltas` maps board ids to integer amounts that
-    are added to the player's score on that board, in the period the action was received in;
-    a delta of 0 changes nothing and is skipped. `score` is the score the player is told.
+    `state` replaces the player's state. `board_deltas` maps board ids to integers, each a
+    Submission of that score: the short form for `incr` boards, where it is the amount added;
+    a 0 changes nothing and is skipped. `submissions` maps board ids to Submissions. Both count
+    in the period the action was received in, and a board may appear in only one of them.
+    `score` is the score the player is told.
     """
 
     state: dict[str, Any]
     board_deltas: dict[str, int]
     score: int
+    submissions: dict[str, Submission] = field(default_factory=dict)
 
 
 class Ruleset(Protocol):

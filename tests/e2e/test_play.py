@@ -87,7 +87,7 @@ async def test_daily_board_counts_the_day_of_play(players):
 
 
 async def test_stale_state_hash_is_a_mismatch_that_changes_nothing(
-    players, databases, redis_db, stack
+    players, databases, redis_score, stack
 ):
     player = await players()
     initial_hash = player.state_hash
@@ -105,11 +105,11 @@ async def test_stale_state_hash_is_a_mismatch_that_changes_nothing(
         "SELECT score FROM board_scores WHERE player_id = $1 AND board = 'global'",
         uuid.UUID(player.player_id),
     )
-    redis_score = await redis_db.zscore(stack.names.board_key("global", "all"), player.player_id)
+    shown = await redis_score(stack.names, "global", "all", player.player_id)
     assert mismatch["status"] == "mismatch"
     assert mismatch["state_hash"] == applied["state_hash"] == row["state_hash"]
     assert mismatch["state"] == applied["state"] and mismatch["score"] == 5
-    assert (row["version"], board_score, redis_score) == (1, 5, -5)
+    assert (row["version"], board_score, shown) == (1, 5, 5)
 
 
 async def test_the_same_action_id_twice_is_applied_once_with_the_same_answer(players, databases):
@@ -138,7 +138,7 @@ async def test_the_same_action_id_twice_is_applied_once_with_the_same_answer(pla
     assert first["status"] == "applied" and first["score"] == 7
     assert {**first, "id": None} == {**second, "id": None}
     assert version == 1
-    assert events == 2  # one event per board: global and daily
+    assert events == 3  # one event per board: global, daily and weekly
 
 
 async def test_refused_actions_are_rejected_with_a_code_and_apply_nothing(players, databases):

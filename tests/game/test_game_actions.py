@@ -2,7 +2,7 @@
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import nats.js.errors
 import orjson
@@ -18,6 +18,7 @@ APPLIED = game_pb2.ACTION_STATUS_APPLIED
 MISMATCH = game_pb2.ACTION_STATUS_MISMATCH
 REJECTED = game_pb2.ACTION_STATUS_REJECTED
 INITIAL_HASH = state_hash({"total": 0, "plays": 0})
+TOTALS = ("global", "daily", "weekly")
 
 
 def _player() -> str:
@@ -43,7 +44,7 @@ async def _rows(shards, player: str) -> dict:
         "SELECT state::text, state_hash, version FROM player_state WHERE player_id = $1", player
     )
     boards = await pg.fetch(
-        "SELECT board, period, score, reached_at FROM board_scores WHERE player_id = $1"
+        "SELECT board, period, score, reached_ms FROM board_scores WHERE player_id = $1"
         " ORDER BY board, period",
         player,
     )
@@ -64,12 +65,15 @@ async def _rows(shards, player: str) -> dict:
 
 
 async def test_score_action_is_applied_to_state_boards_and_redis(
-    client, board_changes, shards, redis_client, game_names
+    client, board_changes, shards, redis_client, redis_score, game_names
 ):
     player = _player()
     moment = datetime.now(UTC)
     day = moment.date().isoformat()
-    seq_before = {b: await _seq(redis_client, game_names, b) for b in ("global", "daily")}
+    year, week, _ = moment.isocalendar()
+    week = f"{year}-W{week:02d}"
+    totals = ("global", "daily", "weekly")
+    seq_before = {b: await _seq(redis_client, game_names, b) for b in totals}
     action = client.action(player, INITIAL_HASH, params={"points": 7}, received_ts_ms=_ms(moment))
 
     result = await client.play(action)
@@ -86,30 +90,28 @@ async def test_score_action_is_applied_to_state_boards_and_redis(
     assert rows["state"]["version"] == 1
     assert rows["state"]["state_hash"] == result.state_hash
     assert orjson.loads(rows["state"]["state"]) == expected_state
-    assert [(b["board"], b["period"], b["score"]) for b in rows["boards"]] == [
-        ("daily", day, 7),
-        ("global", "all", 7),
-    ]
+    periods = {"global": "all", "daily": day, "weekly": week}
+    stored = [(b["board"], b["period"], b["score"], b["reached_ms"]) for b in rows["boards"]]
+    assert stored == [(b, periods[b], 7, _ms(moment)) for b in sorted(periods)]
     assert sorted((e["board"], e["period"], e["delta"], e["score"]) for e in rows["events"]) == [
-        ("daily", day, 7, 7),
-        ("global", "all", 7, 7),
+        (b, periods[b], 7, 7) for b in sorted(periods)
     ]
     assert {e["action_id"] for e in rows["events"]} == {action.action_id}
     assert rows["decisions"] == [{"action_id": action.action_id, "status": "applied"}]
 
-    assert await redis_client.zscore(game_names.board_key("global", "all"), player) == -7
-    assert await redis_client.zscore(game_names.board_key("daily", day), player) == -7
-    seq_after = {b: await _seq(redis_client, game_names, b) for b in ("global", "daily")}
-    assert seq_after == {b: seq_before[b] + 1 for b in seq_before}
+    for board, period in periods.items():
+        assert await redis_score(game_names, board, period, player) == 7
+    seq_after = {b: await _seq(redis_client, game_names, b) for b in totals}
+    assert all(seq_after[b] > seq_before[b] for b in totals)
 
     seen = set()
-    while len(seen) < 2:
+    while len(seen) < 3:
         change = await board_changes.next()
         seen.add((change.board, change.period, change.seq))
-    assert seen == {("global", "all", seq_after["global"]), ("daily", day, seq_after["daily"])}
+    assert seen == {(b, periods[b], seq_after[b]) for b in totals}
 
 
-async def test_next_action_adds_to_the_totals(client, shards, redis_client, game_names):
+async def test_next_action_adds_to_the_totals(client, shards, redis_score, game_names):
     player = _player()
     first = await client.play(client.action(player, INITIAL_HASH, params={"points": 5}))
 
@@ -120,32 +122,53 @@ async def test_next_action_adds_to_the_totals(client, shards, redis_client, game
     assert orjson.loads(second.state_json) == {"total": 13, "plays": 2}
     rows = await _rows(shards, player)
     assert rows["state"]["version"] == 2
-    assert {b["board"]: b["score"] for b in rows["boards"]} == {"global": 13, "daily": 13}
+    assert {b["board"]: b["score"] for b in rows["boards"]} == dict.fromkeys(TOTALS, 13)
     assert sorted(e["score"] for e in rows["events"] if e["board"] == "global") == [5, 13]
-    assert await redis_client.zscore(game_names.board_key("global", "all"), player) == -13
+    assert await redis_score(game_names, "global", "all", player) == 13
 
 
-async def test_late_action_counts_in_the_day_it_was_received(
-    client, shards, redis_client, game_names
+async def test_a_late_action_counts_in_its_own_day_until_the_day_closes(
+    spare_names, worker_settings, make_client, shards, redis_score
 ):
-    player = _player()
-    yesterday = datetime.now(UTC) - timedelta(days=1)
-    action = client.action(
-        player, INITIAL_HASH, params={"points": 3}, received_ts_ms=_ms(yesterday)
-    )
+    """Played at 23:59:59.9 and reaching the worker after midnight: it counts in the day it was
+    played while the daily board's grace (300 s) lasts, and is refused PERIOD_CLOSED after;
+    one played at 00:00:00.1 counts in the new day. Nothing lands in the wrong day."""
+    midnight = datetime(2201, 3, 4, tzinfo=UTC)
+    clock = _Clock(_ms(midnight) + 60_000)
+    late, on_time, too_late = _player(), _player(), _player()
 
-    result = await client.play(action)
+    async with running(worker_settings(namespace=spare_names.namespace), clock=clock):
+        client = await make_client(spare_names)
+        before = _ms(midnight) - 100
+        counted = await client.play(client.action(late, INITIAL_HASH, received_ts_ms=before))
+        after = _ms(midnight) + 100
+        new_day = await client.play(client.action(on_time, INITIAL_HASH, received_ts_ms=after))
+        clock.ms = _ms(midnight) + 301_000
+        refused = await client.play(client.action(too_late, INITIAL_HASH, received_ts_ms=before))
 
-    assert result.status == APPLIED
-    rows = await _rows(shards, player)
-    daily = [b["period"] for b in rows["boards"] if b["board"] == "daily"]
-    assert daily == [yesterday.date().isoformat()]
-    key = game_names.board_key("daily", yesterday.date().isoformat())
-    assert await redis_client.zscore(key, player) == -3
+    assert (counted.status, new_day.status) == (APPLIED, APPLIED)
+    assert (refused.status, refused.error_code) == (REJECTED, "PERIOD_CLOSED")
+    days = {}
+    for player in (late, on_time, too_late):
+        rows = await _rows(shards, player)
+        days[player] = [b["period"] for b in rows["boards"] if b["board"] == "daily"]
+    assert days == {late: ["2201-03-03"], on_time: ["2201-03-04"], too_late: []}
+    assert await redis_score(spare_names, "daily", "2201-03-03", late) == 5
+    assert await redis_score(spare_names, "daily", "2201-03-04", late) is None
+
+
+class _Clock:
+    """Unix milliseconds that a test sets."""
+
+    def __init__(self, ms: int) -> None:
+        self.ms = ms
+
+    def __call__(self) -> int:
+        return self.ms
 
 
 async def test_stale_hash_is_a_mismatch_that_changes_nothing(
-    client, shards, redis_client, game_names
+    client, shards, redis_client, redis_score, game_names
 ):
     player = _player()
     applied = await client.play(client.action(player, INITIAL_HASH, params={"points": 4}))
@@ -169,12 +192,12 @@ async def test_stale_hash_is_a_mismatch_that_changes_nothing(
     assert {k: after[k] for k in ("state", "boards", "events")} == {
         k: before[k] for k in ("state", "boards", "events")
     }
-    assert await redis_client.zscore(game_names.board_key("global", "all"), player) == -4
+    assert await redis_score(game_names, "global", "all", player) == 4
     assert await _seq(redis_client, game_names, "global") == seq_before
 
 
 async def test_repeated_action_id_gets_the_first_result_and_applies_once(
-    client, make_client, shards, redis_client, game_names
+    client, make_client, shards, redis_score, game_names
 ):
     player = _player()
     action = client.action(player, INITIAL_HASH, params={"points": 6})
@@ -192,10 +215,10 @@ async def test_repeated_action_id_gets_the_first_result_and_applies_once(
     assert second.SerializeToString() == first.SerializeToString()
     rows = await _rows(shards, player)
     assert rows["state"]["version"] == 1
-    assert {b["board"]: b["score"] for b in rows["boards"]} == {"global": 6, "daily": 6}
-    assert len(rows["events"]) == 2
+    assert {b["board"]: b["score"] for b in rows["boards"]} == dict.fromkeys(TOTALS, 6)
+    assert len(rows["events"]) == 3
     assert len(rows["decisions"]) == 1
-    assert await redis_client.zscore(game_names.board_key("global", "all"), player) == -6
+    assert await redis_score(game_names, "global", "all", player) == 6
 
 
 async def test_twenty_concurrent_actions_on_one_hash_apply_exactly_once(
@@ -216,10 +239,7 @@ async def test_twenty_concurrent_actions_on_one_hash_apply_exactly_once(
     assert {r.action_id for r in results} == {a.action_id for a in actions}
     rows = await _rows(shards, player)
     assert rows["state"]["version"] == 1
-    assert {b["board"]: b["score"] for b in rows["boards"]} == {
-        "global": winner.score,
-        "daily": winner.score,
-    }
+    assert {b["board"]: b["score"] for b in rows["boards"]} == dict.fromkeys(TOTALS, winner.score)
     assert sorted(d["status"] for d in rows["decisions"]) == ["applied"] + ["mismatch"] * 19
 
 

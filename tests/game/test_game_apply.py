@@ -131,7 +131,7 @@ async def test_score_beyond_what_redis_holds_exactly_is_refused(shards):
     refused = await _decide(shards, ruleset, second)
 
     assert applied.result.status == APPLIED
-    assert list(applied.scores.values()) == [MAX_SCORE]
+    assert [s.score for s in applied.scores.values()] == [MAX_SCORE]
     assert refused.result.status == REJECTED
     assert refused.result.error_code == "SCORE_OUT_OF_RANGE"
     assert refused.result.state_hash == second_hash
@@ -189,7 +189,7 @@ async def test_one_action_decided_by_racing_transactions_is_decided_once(shards)
     pg = shards.for_player(player)
     version = await pg.fetchval("SELECT version FROM player_state WHERE player_id = $1", player)
     events = await pg.fetchval("SELECT count(*) FROM score_events WHERE player_id = $1", player)
-    assert (version, events) == (1, 2)
+    assert (version, events) == (1, 3)
 
 
 async def test_a_batch_decides_each_players_actions_in_order(shards):
@@ -232,7 +232,7 @@ async def test_a_batch_decides_each_players_actions_in_order(shards):
     )
     assert (row["state_hash"], row["version"]) == (hashes[2], 2)
     assert [(h["delta"], h["score"]) for h in history] == [(10, 10), (20, 30)]
-    assert decisions[-1].scores[BoardKey(alice, "global", "all")] == 30
+    assert decisions[-1].scores[BoardKey(alice, "global", "all")].score == 30
 
 
 async def test_a_batch_that_fails_commits_nothing(shards):

@@ -80,16 +80,16 @@ async def _answers(client, count: int, on_progress) -> dict[str, game_pb2.Action
     return {key: game_pb2.ActionResult.FromString(c.pop()) for key, c in answers.items()}
 
 
-async def _assert_each_applied_once(plays, results, shards, redis_client, names) -> None:
+async def _assert_each_applied_once(plays, results, shards, redis_score, names) -> None:
     for player, (actions, total) in plays.items():
         expected = [REJECTED if a.params_json == '{"points":0}' else APPLIED for a in actions]
         assert [results[a.action_id].status for a in actions] == expected
         await _assert_stored_exactly_once(shards, player, actions)
-        await _assert_totals(shards, redis_client, names, player, actions, total)
+        await _assert_totals(shards, redis_score, names, player, actions, total)
 
 
 async def test_kill_9_in_a_burst_of_2000_loses_nothing_and_applies_nothing_twice(
-    worker_env, spare_names, make_client, shards, redis_client, tmp_path
+    worker_env, spare_names, make_client, shards, redis_score, tmp_path
 ):
     client = await make_client(spare_names)
     plays = {player: _plays(client, player) for player in _players()}
@@ -113,11 +113,11 @@ async def test_kill_9_in_a_burst_of_2000_loses_nothing_and_applies_nothing_twice
         "partition_consumer_recreated"
         in (tmp_path / "replacement.log").read_text() + (tmp_path / "survivor.log").read_text()
     )
-    await _assert_each_applied_once(plays, results, shards, redis_client, spare_names)
+    await _assert_each_applied_once(plays, results, shards, redis_score, spare_names)
 
 
 async def test_sigterm_in_a_burst_acks_the_batch_in_hand_and_hands_over_the_rest(
-    worker_env, spare_names, make_client, shards, redis_client, tmp_path
+    worker_env, spare_names, make_client, shards, redis_score, tmp_path
 ):
     client = await make_client(spare_names)
     plays = {player: _plays(client, player) for player in _players()}
@@ -141,7 +141,7 @@ async def test_sigterm_in_a_burst_acks_the_batch_in_hand_and_hands_over_the_rest
     assert exit_code == 0 and exits == [0, 0]
     log = (tmp_path / "leaving.log").read_text()
     assert "partition_let_go" in log and "consumer_stop_timeout" not in log
-    await _assert_each_applied_once(plays, results, shards, redis_client, spare_names)
+    await _assert_each_applied_once(plays, results, shards, redis_score, spare_names)
 
 
 def _players() -> list[str]:
@@ -170,7 +170,7 @@ async def _assert_stored_exactly_once(shards, player, actions) -> None:
     assert Counter(r["action_id"] for r in events) == Counter(a.action_id for a in applied)
 
 
-async def _assert_totals(shards, redis_client, names, player, actions, total) -> None:
+async def _assert_totals(shards, redis_score, names, player, actions, total) -> None:
     pg = shards.for_player(player)
     points = sum(orjson.loads(a.params_json)["points"] for a in actions)
     state = await pg.fetchrow(
@@ -187,6 +187,5 @@ async def _assert_totals(shards, redis_client, names, player, actions, total) ->
     assert state["version"] == sum(1 for a in actions if a.params_json != '{"points":0}')
     assert history == total
     for row in boards:
-        key = names.board_key(row["board"], row["period"])
         assert row["score"] == total
-        assert await redis_client.zscore(key, player) == -total
+        assert await redis_score(names, row["board"], row["period"], player) == total

@@ -16,7 +16,7 @@ POLL_SECONDS = 0.1
 REPEATS = 500
 
 
-async def _snapshot(shards, redis_client, names, players: list[str]) -> dict:
+async def _snapshot(shards, redis_score, names, players: list[str]) -> dict:
     """Every row and board entry of the players, to compare before and after."""
     rows = {}
     for player in players:
@@ -32,13 +32,13 @@ async def _snapshot(shards, redis_client, names, players: list[str]) -> dict:
             " (SELECT count(*) FROM score_events WHERE player_id = $1) AS events",
             player,
         )
-        redis_score = await redis_client.zscore(names.board_key("global", "all"), player)
-        rows[player] = (dict(state), sorted(map(tuple, totals)), dict(counts), redis_score)
+        shown = await redis_score(names, "global", "all", player)
+        rows[player] = (dict(state), sorted(map(tuple, totals)), dict(counts), shown)
     return rows
 
 
 async def test_500_repeats_after_the_duplicate_window_change_nothing(
-    spare_names, worker_settings, make_client, nats_client, shards, redis_client
+    spare_names, worker_settings, make_client, nats_client, shards, redis_score
 ):
     async with running(worker_settings(namespace=spare_names.namespace)):
         await ensure_actions_stream(nats_client.jetstream(), spare_names, duplicate_window=1.0)
@@ -50,23 +50,23 @@ async def test_500_repeats_after_the_duplicate_window_change_nothing(
         await asyncio.gather(*(client.send(a) for a in actions))
         first = {r.action_id: r for r in [await client.result() for _ in actions]}
         players = [a.player_id for a in actions]
-        before = await _snapshot(shards, redis_client, spare_names, players)
+        before = await _snapshot(shards, redis_score, spare_names, players)
 
         await asyncio.sleep(1.5)
         acks = await asyncio.gather(*(client.send(a) for a in actions))
         second = {r.action_id: r for r in [await client.result() for _ in actions]}
-        after = await _snapshot(shards, redis_client, spare_names, players)
+        after = await _snapshot(shards, redis_score, spare_names, players)
 
     assert not any(ack.duplicate for ack in acks), "JetStream still dedups after its window"
     assert {r.status for r in first.values()} == {game_pb2.ACTION_STATUS_APPLIED}
     assert second == first
     assert after == before
     assert all(state["version"] == 1 for state, *_ in before.values())
-    assert all(counts == {"decided": 1, "events": 2} for _, _, counts, _ in before.values())
+    assert all(counts == {"decided": 1, "events": 3} for _, _, counts, _ in before.values())
 
 
 async def test_a_board_write_redis_refuses_neither_holds_the_answer_nor_dead_letters_it(
-    spare_names, worker_settings, make_client, shards, redis_client, dead_letters
+    spare_names, worker_settings, make_client, shards, redis_client, redis_score, dead_letters
 ):
     """A plain string where the board's ZSET belongs makes every ZADD fail after the commit.
     The action is answered anyway (Postgres has it), and the next write repairs the view."""
@@ -86,7 +86,7 @@ async def test_a_board_write_redis_refuses_neither_holds_the_answer_nor_dead_let
     assert (first.status, first.score) == (game_pb2.ACTION_STATUS_APPLIED, 12)
     assert still_refused == b"not a sorted set"
     assert (second.status, second.score) == (game_pb2.ACTION_STATUS_APPLIED, 15)
-    assert await redis_client.zscore(board_key, player) == -15
+    assert await redis_score(spare_names, "global", "all", player) == 15
     assert letters == []
     statuses = await pg.fetch("SELECT status FROM applied_actions WHERE player_id = $1", player)
     assert [r["status"] for r in statuses] == ["applied", "applied"]

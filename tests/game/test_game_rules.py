@@ -3,18 +3,18 @@
 import pytest
 
 from game.rules import load_ruleset
-from game.rules.base import Refusal
+from game.rules.base import MAX_SCORE, Refusal, Submission
 from game.rules.default import DefaultRuleset
 
 
-def test_score_adds_points_to_total_and_both_boards():
+def test_score_adds_points_to_total_and_the_three_total_boards():
     rules = DefaultRuleset()
     state = {"total": 10, "plays": 2}
 
     outcome = rules.apply(state, "score", {"points": 7})
 
     assert outcome.state == {"total": 17, "plays": 3}
-    assert outcome.board_deltas == {"global": 7, "daily": 7}
+    assert outcome.board_deltas == {"global": 7, "daily": 7, "weekly": 7}
     assert outcome.score == 17
     assert state == {"total": 10, "plays": 2}
 
@@ -119,3 +119,42 @@ def test_load_ruleset_by_import_path():
 def test_load_ruleset_refuses_a_path_that_is_not_a_ruleset(path, message):
     with pytest.raises(ValueError, match=message):
         load_ruleset(path)
+
+
+def test_a_run_submits_score_combo_and_tag_to_best_run():
+    rules = DefaultRuleset()
+    state = {"total": 10, "plays": 2}
+
+    outcome = rules.apply(state, "run", {"score": 100, "combo": 5, "tag": "A"})
+
+    assert outcome.submissions == {"best_run": Submission(100, 5, {"combo": 5, "tag": "A"})}
+    assert outcome.board_deltas == {}
+    assert (outcome.state, outcome.score) == ({"total": 10, "plays": 2, "runs": 1}, 10)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"score": 1},
+        {"score": 1, "combo": -1},
+        {"score": 1.0, "combo": 1},
+        {"score": True, "combo": 1},
+        {"score": 1, "combo": 1, "tag": 5},
+        {"score": 1, "combo": 1, "tag": "x" * 65},
+        {"score": 1, "combo": 1, "extra": 1},
+    ],
+)
+def test_bad_runs_are_refused_as_invalid_params(params):
+    with pytest.raises(Refusal) as refused:
+        DefaultRuleset().apply({"total": 0, "plays": 0}, "run", params)
+
+    assert refused.value.code == "INVALID_PARAMS"
+
+
+@pytest.mark.parametrize("score", [MAX_SCORE + 1, -MAX_SCORE - 1, 2**70])
+def test_a_run_beyond_what_boards_hold_exactly_is_refused(score):
+    with pytest.raises(Refusal) as refused:
+        DefaultRuleset().apply({"total": 0, "plays": 0}, "run", {"score": score, "combo": 0})
+
+    assert refused.value.code == "SCORE_OUT_OF_RANGE"

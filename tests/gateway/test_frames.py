@@ -84,7 +84,7 @@ def test_unsubscribe_and_ping_are_parsed():
         (_action(ts=-1), "INVALID_FIELD"),
         (_action(ts=True), "INVALID_FIELD"),
         ('{"type": "subscribe"}', "MISSING_FIELD"),
-        ('{"type": "subscribe", "board": "weekly"}', "UNKNOWN_BOARD"),
+        ('{"type": "subscribe", "board": "monthly"}', "UNKNOWN_BOARD"),
         ('{"type": "subscribe", "board": "global", "limit": 101}', "INVALID_FIELD"),
         ('{"type": "subscribe", "board": "global", "limit": 2.0}', "INVALID_FIELD"),
         ('{"type": "subscribe", "board": "global", "view": "around"}', "UNSUPPORTED_VIEW"),

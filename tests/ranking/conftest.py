@@ -18,7 +18,9 @@ import pytest
 from podium.ranking.v1 import ranking_service_pb2 as pb
 from podium.ranking.v1 import ranking_service_pb2_grpc
 
+from infra.boards import boards as definitions
 from infra.errors import from_rpc_error
+from infra.leaderboard import PeriodKeys, Standing, player_of, register_write, write_args
 from ranking.config import RankingSettings
 from ranking.feed import BoardFeed
 from ranking.server import running
@@ -58,21 +60,68 @@ class Harness:
 class BoardData:
     """Writes board state the way the contract says other services do.
 
-    Postgres rows go to the player's shard database, where ranking looks for them.
+    put() is what a game worker does: the standing into Postgres, the source of truth, then into
+    Redis with the shared write script (stepping the board's seq). score_rows() writes Postgres
+    alone (Redis has not caught up); show() writes Redis alone, on a period marked built (Redis
+    has drifted from Postgres). Postgres rows go to the player's shard database, where ranking
+    looks for them.
     """
+
+    # Standings of one put() share a reached time, so equal scores order by player id.
+    REACHED_MS = 1_800_000_000_000
 
     def __init__(self, redis_client, shards, names) -> None:
         self.redis = redis_client
         self.shards = shards
         self.names = names
+        self._write = register_write(redis_client)
+        self._versions = itertools.count(1)
 
-    async def put(self, board: str, period: str, scores: dict[str, int]) -> None:
-        await self.redis.zadd(
-            self.names.board_key(board, period), {pid: -score for pid, score in scores.items()}
-        )
+    def keys(self, board: str, period: str) -> PeriodKeys:
+        return PeriodKeys.of(self.names.board_key(board, period), self.names.board_seq_key(board))
+
+    def standings(
+        self,
+        scores: dict[str, int],
+        subscores: dict[str, int] | None = None,
+        reached: dict[str, int] | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> list[Standing]:
+        return [
+            Standing(
+                pid,
+                score,
+                (subscores or {}).get(pid, 0),
+                (reached or {}).get(pid, self.REACHED_MS),
+                next(self._versions),
+                (metadata or {}).get(pid),
+            )
+            for pid, score in scores.items()
+        ]
+
+    async def put(self, board: str, period: str, scores: dict[str, int], **more) -> None:
+        """Write as a worker does, on a period taken as built (rows written only to Postgres
+        before are not in Redis then: rebuild first to bring them in)."""
+        standings = self.standings(scores, **more)
+        await self._rows(board, period, standings)
+        await self._show(board, period, standings, seq_floor=1)
+        await self.redis.set(self.keys(board, period).ready, 1)
+
+    async def score_rows(self, board: str, period: str, scores: dict[str, int], **more) -> None:
+        await self._rows(board, period, self.standings(scores, **more))
+
+    async def show(self, board: str, period: str, scores: dict[str, int], **more) -> None:
+        await self._show(board, period, self.standings(scores, **more), seq_floor=1)
+        await self.redis.set(self.keys(board, period).ready, 1)
+
+    async def members(self, board: str, period: str) -> list[str]:
+        """The players in the period's ranked set, best first."""
+        ranked = await self.redis.zrange(self.keys(board, period).ranked, 0, -1)
+        return [player_of(member.decode()) for member in ranked]
 
     async def wipe(self, board: str, period: str) -> None:
-        await self.redis.delete(self.names.board_key(board, period))
+        keys = self.keys(board, period)
+        await self.redis.delete(keys.ranked, keys.index, keys.values, keys.counts, keys.ready)
 
     async def bump(self, board: str) -> int:
         return await self.redis.incr(self.names.board_seq_key(board))
@@ -93,18 +142,25 @@ class BoardData:
             f"{username.lower()}-{player_id}",
         )
 
-    async def score_rows(self, board: str, period: str, scores: dict[str, int]) -> None:
+    async def _rows(self, board: str, period: str, standings: list[Standing]) -> None:
         by_pool: dict[asyncpg.Pool, list[tuple]] = {}
-        for pid, score in scores.items():
-            row = (uuid.UUID(pid), board, period, score)
-            by_pool.setdefault(self.shards.for_player(pid), []).append(row)
+        for s in standings:
+            row = (s.player_id, board, period, s.score, s.subscore, s.reached_ms, s.version)
+            by_pool.setdefault(self.shards.for_player(s.player_id), []).append((*row, s.metadata))
 
         for pool, rows in by_pool.items():
             await pool.executemany(
-                "INSERT INTO board_scores (player_id, board, period, score, reached_at)"
-                " VALUES ($1, $2, $3, $4, now())",
+                "INSERT INTO board_scores"
+                " (player_id, board, period, score, subscore, reached_ms, version, metadata)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                " ON CONFLICT (player_id, board, period) DO UPDATE SET score = $4, subscore = $5,"
+                " reached_ms = $6, version = $7, metadata = $8",
                 rows,
             )
+
+    async def _show(self, board: str, period: str, standings: list[Standing], seq_floor) -> None:
+        args = write_args(definitions()[board], standings, seq_floor)
+        await self._write(keys=self.keys(board, period).write_keys, args=args)
 
     @staticmethod
     def players(count: int) -> list[str]:

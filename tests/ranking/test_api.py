@@ -71,7 +71,7 @@ async def test_top_refuses_a_limit_outside_1_to_100(ranking, limit, rpc_error):
     assert failure == (INVALID, "INVALID_LIMIT")
 
 
-@pytest.mark.parametrize("board", ["", "weekly", "GLOBAL", "daily "])
+@pytest.mark.parametrize("board", ["", "monthly", "GLOBAL", "daily "])
 async def test_an_unknown_board_is_not_found(ranking, board, boards, rpc_error):
     top = ranking.stub.GetTop(pb.GetTopRequest(board=board, limit=1))
     around = ranking.stub.GetAround(

@@ -215,7 +215,7 @@ async def test_cancelling_a_watch_removes_its_watcher_and_board_task(ranking, re
 @pytest.mark.parametrize(
     ("board", "limit", "expected"),
     [
-        ("weekly", 5, (grpc.StatusCode.NOT_FOUND, "UNKNOWN_BOARD")),
+        ("monthly", 5, (grpc.StatusCode.NOT_FOUND, "UNKNOWN_BOARD")),
         ("daily", 0, (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_LIMIT")),
         ("daily", 101, (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_LIMIT")),
     ],
