@@ -7,7 +7,7 @@ from podium.ranking.v1 import ranking_service_pb2 as pb
 from infra.boards import Board, boards
 from infra.errors import PodiumError, guarded
 from infra.ids import canonical_uuid
-from ranking.board_store import BoardStore
+from ranking.board_store import BoardStore, around_args, players_args
 from ranking.feed import BoardFeed, Clock
 from ranking.paging import Pager
 from ranking.periods import Periods
@@ -17,6 +17,7 @@ MAX_LIMIT = 100
 MAX_RADIUS = 50
 MAX_ROWS = 2 * MAX_RADIUS + 1
 MAX_PLAYERS = 100
+MAX_VIEWS = 1000
 
 
 class RankingApi(ranking_service_pb2_grpc.RankingServiceServicer):
@@ -63,10 +64,7 @@ class RankingApi(ranking_service_pb2_grpc.RankingServiceServicer):
         board = _board(request.board)
         period = self._period(board, request.period)
         player_id = _player_id(request.player_id)
-        if not 0 <= request.radius <= MAX_RADIUS:
-            raise PodiumError("INVALID_RADIUS", f"radius must be 0-{MAX_RADIUS}")
-        if not 0 <= request.rows <= MAX_ROWS:
-            raise PodiumError("INVALID_ROWS", f"rows must be 1-{MAX_ROWS}")
+        _check_window(request.radius, request.rows)
 
         view = await self._store.around(board, period, player_id, request.radius, request.rows)
         if not view.found:
@@ -96,14 +94,32 @@ class RankingApi(ranking_service_pb2_grpc.RankingServiceServicer):
         """Answer with the listed players ranked among themselves."""
         board = _board(request.board)
         period = self._period(board, request.period)
-        if not 1 <= len(request.player_ids) <= MAX_PLAYERS:
-            raise PodiumError("INVALID_PLAYER_IDS", f"list 1-{MAX_PLAYERS} player ids")
-        players = list(dict.fromkeys(_player_id(p) for p in request.player_ids))
+        players = _player_ids(request.player_ids)
 
         view = await self._store.players(board, period, players)
         return pb.GetPlayersResponse(
             board=board.id, period=period, entries=among(board, view.entries), seq=view.seq
         )
+
+    @guarded
+    async def GetViews(self, request: pb.GetViewsRequest, context) -> pb.GetViewsResponse:
+        """Answer with every view asked for, read at one board version."""
+        board = _board(request.board)
+        period = self._period(board, request.period)
+        if not 1 <= len(request.views) <= MAX_VIEWS:
+            raise PodiumError("INVALID_VIEWS", f"ask for 1-{MAX_VIEWS} views")
+        specs = [_view_spec(view) for view in request.views]
+
+        views = await self._store.views(board, period, specs)
+        results = [
+            pb.ViewResult(
+                entries=among(board, v.entries) if spec[0] == "players" else v.entries,
+                found=v.found,
+            )
+            for spec, v in zip(specs, views, strict=True)
+        ]
+        seq = views[0].seq if views else 0
+        return pb.GetViewsResponse(board=board.id, period=period, seq=seq, results=results)
 
     @guarded
     async def ListPeriods(self, request: pb.ListPeriodsRequest, context) -> pb.ListPeriodsResponse:
@@ -179,6 +195,28 @@ def _fields(entry: ranking_pb2.Entry) -> dict:
         "metadata_json": entry.metadata_json,
         "board_rank": entry.board_rank,
     }
+
+
+def _view_spec(view: pb.View) -> list:
+    if view.WhichOneof("kind") == "around":
+        _check_window(view.around.radius, view.around.rows)
+        return around_args(_player_id(view.around.player_id), view.around.radius, view.around.rows)
+    if view.WhichOneof("kind") == "players":
+        return players_args(_player_ids(view.players.player_ids))
+    raise PodiumError("INVALID_VIEWS", "each view must be around or players")
+
+
+def _check_window(radius: int, rows: int) -> None:
+    if not 0 <= radius <= MAX_RADIUS:
+        raise PodiumError("INVALID_RADIUS", f"radius must be 0-{MAX_RADIUS}")
+    if not 0 <= rows <= MAX_ROWS:
+        raise PodiumError("INVALID_ROWS", f"rows must be 1-{MAX_ROWS}")
+
+
+def _player_ids(raw: list[str]) -> list[str]:
+    if not 1 <= len(raw) <= MAX_PLAYERS:
+        raise PodiumError("INVALID_PLAYER_IDS", f"list 1-{MAX_PLAYERS} player ids")
+    return list(dict.fromkeys(_player_id(player_id) for player_id in raw))
 
 
 def _not_ranked() -> PodiumError:

@@ -110,6 +110,14 @@ return out
 Rebuild = Callable[[Board, str], Awaitable[None]]
 
 
+def around_args(player_id: str, radius: int, rows: int = 0) -> list:
+    return ["around", player_id, radius, radius, rows]
+
+
+def players_args(player_ids: list[str]) -> list:
+    return ["players", *player_ids]
+
+
 @dataclass(frozen=True)
 class BoardView:
     """Consecutive ranked entries (or a list of them) and the board version they were read at.
@@ -152,16 +160,17 @@ class BoardStore:
         self, board: Board, period: str, player_id: str, radius: int, rows: int = 0
     ) -> BoardView:
         """The player's entry with `radius` entries on each side, or a window of `rows`."""
-        args = ["around", player_id, radius, radius, rows]
-        view = await self._view(board, period, args)
-        found = any(entry.player_id == player_id for entry in view.entries)
-        return BoardView(view.entries, view.seq, view.total, found)
+        [view] = await self.views(board, period, [around_args(player_id, radius, rows)])
+        return view
 
     async def players(self, board: Board, period: str, player_ids: list[str]) -> BoardView:
         """The listed players who are on the period, each with their board rank, best first."""
-        view = await self._view(board, period, ["players", *player_ids])
-        entries = sorted(view.entries, key=lambda entry: entry.board_rank)
-        return BoardView(entries, view.seq, view.total)
+        [view] = await self.views(board, period, [players_args(player_ids)])
+        return view
+
+    async def views(self, board: Board, period: str, specs: list[list]) -> list[BoardView]:
+        """Several views (around_args / players_args) read at one board version."""
+        return await self._views(board, period, specs)
 
     async def seqs(self, boards: list[str]) -> dict[str, int]:
         """The current version of each board, 0 for a board that never changed."""
@@ -171,12 +180,30 @@ class BoardStore:
     async def _view(
         self, board: Board, period: str, args: list, keys: PeriodKeys | None = None
     ) -> BoardView:
+        [view] = await self._views(board, period, [args], keys)
+        return view
+
+    async def _views(
+        self, board: Board, period: str, specs: list[list], keys: PeriodKeys | None = None
+    ) -> list[BoardView]:
         live = keys is None
         keys = keys or self.keys(board.id, period)
-        reply = await self._run(board, keys, args)
-        if not reply[0] and live and self.rebuild is not None:
+        replies = await self._run(board, keys, specs)
+        if not replies[0][0] and live and self.rebuild is not None:
             await self.rebuild(board, period)
-            reply = await self._run(board, keys, args)
+            replies = await self._run(board, keys, specs)
+        pairs = zip(specs, replies, strict=True)
+        return [await self._shape(board, spec, reply) for spec, reply in pairs]
+
+    async def _run(self, board: Board, keys: PeriodKeys, specs: list[list]) -> list[list]:
+        """Each spec's script run, all in one MULTI, so that they read one version."""
+        script_keys = [keys.ranked, keys.index, keys.values, keys.ready, keys.seq]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for args in specs:
+                await self._read(keys=script_keys, args=[board.ranks, *args], client=pipe)
+            return await pipe.execute()
+
+    async def _shape(self, board: Board, spec: list, reply: list) -> BoardView:
         if not reply[0]:
             # Only a paging copy can be missing here: it expired.
             return BoardView([], 0, found=False)
@@ -184,11 +211,10 @@ class BoardStore:
         _, seq, total, *flat = reply
         rows = [flat[i : i + 4] for i in range(0, len(flat), 4)]
         entries = await self._entries(board, rows)
-        return BoardView(entries, int(seq), int(total))
-
-    async def _run(self, board: Board, keys: PeriodKeys, args: list) -> list:
-        script_keys = [keys.ranked, keys.index, keys.values, keys.ready, keys.seq]
-        return await self._read(keys=script_keys, args=[board.ranks, *args])
+        if spec[0] == "players":
+            entries.sort(key=lambda entry: entry.board_rank)
+        found = spec[0] != "around" or any(entry.player_id == spec[1] for entry in entries)
+        return BoardView(entries, int(seq), int(total), found)
 
     async def _entries(self, board: Board, rows: list[list]) -> list[ranking_pb2.Entry]:
         players = [player_of(member) for member, *_ in rows]
