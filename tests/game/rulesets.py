@@ -6,7 +6,7 @@ PODIUM_RULESET=tests.game.rulesets:<Class> (the repository root is on the path t
 
 import os
 
-from game.rules.base import Outcome
+from game.rules.base import Outcome, Submission
 
 
 class ExplodingRuleset:
@@ -66,3 +66,27 @@ class FloatRuleset:
     def apply(self, state: dict, action: str, params: dict) -> Outcome:
         value = 1e16 if action == "set" else state["v"] // 7
         return Outcome(state={"v": value}, board_deltas={}, score=0)
+
+
+class SubmittingRuleset:
+    """Sends {"board", "score", "subscore"?, "metadata"?} straight to the named board, to reach
+    every operator and rule the default game does not use."""
+
+    name = "submitting"
+    primary_board = "global"
+
+    def initial_state(self) -> dict:
+        return {"submitted": 0}
+
+    def score_of(self, state: dict) -> int:
+        return state["submitted"]
+
+    def apply(self, state: dict, action: str, params: dict) -> Outcome:
+        submission = Submission(params["score"], params.get("subscore", 0), params.get("metadata"))
+        count = state["submitted"] + 1
+        return Outcome(
+            state={"submitted": count},
+            board_deltas={},
+            score=count,
+            submissions={params["board"]: submission},
+        )

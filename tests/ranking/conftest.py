@@ -119,6 +119,14 @@ class BoardData:
         ranked = await self.redis.zrange(self.keys(board, period).ranked, 0, -1)
         return [player_of(member.decode()) for member in ranked]
 
+    async def clear(self, board: str, period: str) -> None:
+        """Empty a period everywhere: for the boards whose period every test shares ("all")."""
+        for pool in self.shards:
+            await pool.execute(
+                "DELETE FROM board_scores WHERE board = $1 AND period = $2", board, period
+            )
+        await self.wipe(board, period)
+
     async def wipe(self, board: str, period: str) -> None:
         keys = self.keys(board, period)
         await self.redis.delete(keys.ranked, keys.index, keys.values, keys.counts, keys.ready)

@@ -95,8 +95,9 @@ async def test_rebuild_announces_the_change_to_watchers(
     call.cancel()
     announced = []
     while not announced or announced[-1].seq < rebuilt.seq:
-        data = await asyncio.wait_for(changes.get(), 10)
-        announced.append(game_pb2.BoardChange.FromString(data))
+        change = game_pb2.BoardChange.FromString(await asyncio.wait_for(changes.get(), 10))
+        if change.board == "daily":
+            announced.append(change)
     await subscription.unsubscribe()
 
     last = announced[-1]
@@ -136,3 +137,26 @@ async def test_rebuild_refuses_an_unknown_board_or_bad_period(
     failure = await rpc_error(ranking.stub.RebuildBoard(request))
 
     assert failure == expected
+
+
+async def test_a_write_landing_during_a_rebuild_is_kept(ranking, boards):
+    """The rebuild copies a Postgres snapshot; a worker's newer standing that lands in Redis
+    meanwhile must survive the swap, and an older one must not come back."""
+    count = CHUNK_ROWS * 5
+    players = boards.players(count)
+    await boards.score_rows("daily", ranking.day, dict.fromkeys(players, 1))
+    mark = boards.keys("daily", ranking.day).rebuild
+
+    rebuilding = asyncio.ensure_future(
+        ranking.stub.RebuildBoard(pb.RebuildBoardRequest(board="daily", period=ranking.day))
+    )
+    while not await boards.redis.exists(mark):
+        assert not rebuilding.done(), "the rebuild ended before a write could land during it"
+        await asyncio.sleep(0.001)
+    await boards.show("daily", ranking.day, {players[-1]: 500})
+    await rebuilding
+    top = await ranking.stub.GetTop(pb.GetTopRequest(board="daily", period=ranking.day, limit=2))
+
+    assert boards.rows(top.entries)[0] == (1, players[-1], 500)
+    assert top.entries[1].score == 1
+    assert await boards.redis.zcard(boards.keys("daily", ranking.day).ranked) == count
