@@ -92,8 +92,8 @@ _SINGLE = [
     " state_hash = md5(version::text), version = version + 1 WHERE player_id = $1",
     "INSERT INTO applied_actions (player_id, action_id, status, result)"
     " VALUES ($1, gen_random_uuid(), 'applied', '\\x00')",
-    "INSERT INTO board_scores (player_id, board, period, score, reached_at)"
-    " VALUES ($1, 'global', 'all', 1, now()), ($1, 'daily', 'bench', 1, now())"
+    "INSERT INTO board_scores (player_id, board, period, score, reached_ms, version)"
+    " VALUES ($1, 'global', 'all', 1, 1, 1), ($1, 'daily', 'bench', 1, 1, 1)"
     " ON CONFLICT (player_id, board, period) DO UPDATE SET score = board_scores.score + 1",
     "INSERT INTO score_events (player_id, board, period, delta, score, action_id)"
     " VALUES ($1, 'global', 'all', 1, 1, gen_random_uuid()),"
@@ -173,8 +173,8 @@ _BATCH_LEDGER = (
     " SELECT id, gen_random_uuid(), 'applied', '\\x00' FROM unnest($1::uuid[]) AS id"
 )
 _BATCH_TOTALS = (
-    "INSERT INTO board_scores (player_id, board, period, score, reached_at)"
-    " SELECT id, b, 'all', 1, now() FROM unnest($1::uuid[]) AS id,"
+    "INSERT INTO board_scores (player_id, board, period, score, reached_ms, version)"
+    " SELECT id, b, 'all', 1, 1, 1 FROM unnest($1::uuid[]) AS id,"
     " unnest(ARRAY['global', 'daily']) AS b"
     " ON CONFLICT (player_id, board, period) DO UPDATE SET score = board_scores.score + 1"
 )
