@@ -62,6 +62,7 @@ local function range(first, last)
   local prev_zscore, prev_tie, prev_rank
   for i, member in ipairs(members) do
     local zscore, _, meta = entry(string.sub(member, -36))
+    if not zscore then return false end
     local index, tie = first + i - 1, string.sub(member, 1, 16)
     local rank
     if prev_rank == nil then
@@ -78,32 +79,38 @@ local function range(first, last)
     for _, v in ipairs({member, zscore, rank, meta}) do out[#out + 1] = v end
     prev_zscore, prev_tie, prev_rank = zscore, tie, rank
   end
+  return true
 end
 
+-- Keys of a period expire one by one; a set and index caught out of step read as not built.
+local complete = true
 if mode == 'range' then
-  range(tonumber(ARGV[3]), tonumber(ARGV[4]))
+  complete = range(tonumber(ARGV[3]), tonumber(ARGV[4]))
 elseif mode == 'around' then
   local zscore, member = entry(ARGV[3])
   if not member then return out end
   local index = redis.call('ZRANK', KEYS[1], member)
+  if not index then return {0} end
   local rows = tonumber(ARGV[6])
   local first, last = index - tonumber(ARGV[4]), index + tonumber(ARGV[5])
   if rows > 0 then
     first = math.min(index - math.floor((rows - 1) / 2), total - rows)
     last = first + rows - 1
   end
-  range(math.max(first, 0), last)
+  complete = range(math.max(first, 0), last)
 else
   for i = 3, #ARGV do
     local zscore, member, meta = entry(ARGV[i])
     if member then
       local index = redis.call('ZRANK', KEYS[1], member)
+      if not index then return {0} end
       for _, v in ipairs({member, zscore, rank_at(index, zscore, member), meta}) do
         out[#out + 1] = v
       end
     end
   end
 end
+if not complete then return {0} end
 return out
 """
 

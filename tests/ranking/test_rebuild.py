@@ -160,3 +160,15 @@ async def test_a_write_landing_during_a_rebuild_is_kept(ranking, boards):
     assert boards.rows(top.entries)[0] == (1, players[-1], 500)
     assert top.entries[1].score == 1
     assert await boards.redis.zcard(boards.keys("daily", ranking.day).ranked) == count
+
+
+async def test_a_period_whose_keys_expired_out_of_step_is_rebuilt_not_misread(ranking, boards):
+    """Closed periods expire key by key; a ranked set whose index is gone reads as not built."""
+    players = boards.players(3)
+    truth = dict(zip(players, [3, 2, 1], strict=True))
+    await boards.put("daily", ranking.day, truth)
+    await boards.redis.delete(boards.keys("daily", ranking.day).index)
+
+    top = await ranking.stub.GetTop(pb.GetTopRequest(board="daily", period=ranking.day, limit=5))
+
+    assert boards.rows(top.entries) == boards.ranked(truth)
