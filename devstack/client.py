@@ -124,6 +124,10 @@ class PlayerClient:
         self.state, self.state_hash = frame["state"], frame["state_hash"]
         return frame
 
+    async def play(self, action: str, params: dict) -> dict:
+        """Send an action and wait for its result."""
+        return await self.result(await self.act(action, params))
+
     async def closed_by_server(self, timeout: float = 10.0) -> int | None:
         """Wait until the server closes the socket; return its close code."""
         await asyncio.wait_for(asyncio.shield(self._reader), timeout)

@@ -5,7 +5,7 @@ import asyncio
 import structlog
 from aiohttp import WSCloseCode, web
 
-from gateway import rest, ws
+from gateway import board_routes, rest, ws
 from gateway.clients import connect
 from gateway.config import GatewaySettings
 from gateway.context import CONTEXT, Context
@@ -31,8 +31,12 @@ def build_app(settings: GatewaySettings) -> web.Application:
             web.post("/v1/auth/refresh", rest.refresh),
             web.post("/v1/auth/logout", rest.logout),
             web.get("/v1/me", rest.me),
-            web.get("/v1/boards/{board}/top", rest.top),
-            web.get("/v1/boards/{board}/around/{player_id}", rest.around),
+            web.get("/v1/boards", board_routes.board_list),
+            web.get("/v1/boards/{board}/top", board_routes.top),
+            web.get("/v1/boards/{board}/around/{player_id}", board_routes.around),
+            web.get("/v1/boards/{board}/players", board_routes.players),
+            web.get("/v1/boards/{board}/players/{player_id}", board_routes.player),
+            web.get("/v1/boards/{board}/periods", board_routes.periods),
             web.get("/v1/ws", ws.websocket),
             web.get("/healthz", rest.healthz),
         ]

@@ -99,19 +99,42 @@ class Clients:
         request = game_pb.GetActionResultRequest(player_id=player_id, action_id=action_id)
         return await self._call(stub.GetActionResult, request)
 
-    async def get_top(self, board: str, period: str, limit: int) -> ranking_pb.GetTopResponse:
+    async def get_top(
+        self, board: str, period: str, limit: int, cursor: str = "", pin: bool = False
+    ) -> ranking_pb.GetTopResponse:
         stub = ranking_grpc.RankingServiceStub(self.channels["ranking"])
-        request = ranking_pb.GetTopRequest(board=board, period=period, limit=limit)
+        request = ranking_pb.GetTopRequest(
+            board=board, period=period, limit=limit, cursor=cursor, pin=pin
+        )
         return await self._call(stub.GetTop, request)
 
     async def get_around(
-        self, board: str, period: str, player_id: str, radius: int
+        self, board: str, period: str, player_id: str, radius: int, rows: int = 0
     ) -> ranking_pb.GetAroundResponse:
         stub = ranking_grpc.RankingServiceStub(self.channels["ranking"])
         request = ranking_pb.GetAroundRequest(
-            board=board, period=period, player_id=player_id, radius=radius
+            board=board, period=period, player_id=player_id, radius=radius, rows=rows
         )
         return await self._call(stub.GetAround, request)
+
+    async def get_player_rank(
+        self, board: str, period: str, player_id: str
+    ) -> ranking_pb.GetPlayerRankResponse:
+        stub = ranking_grpc.RankingServiceStub(self.channels["ranking"])
+        request = ranking_pb.GetPlayerRankRequest(board=board, period=period, player_id=player_id)
+        return await self._call(stub.GetPlayerRank, request)
+
+    async def get_players(
+        self, board: str, period: str, player_ids: list[str]
+    ) -> ranking_pb.GetPlayersResponse:
+        stub = ranking_grpc.RankingServiceStub(self.channels["ranking"])
+        request = ranking_pb.GetPlayersRequest(board=board, period=period, player_ids=player_ids)
+        return await self._call(stub.GetPlayers, request)
+
+    async def list_periods(self, board: str, limit: int) -> ranking_pb.ListPeriodsResponse:
+        stub = ranking_grpc.RankingServiceStub(self.channels["ranking"])
+        request = ranking_pb.ListPeriodsRequest(board=board, limit=limit)
+        return await self._call(stub.ListPeriods, request)
 
     def watch_board(self, board: str, limit: int):
         """Open the server stream of a board's top view (no deadline: it is meant to last)."""

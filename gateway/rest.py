@@ -1,4 +1,7 @@
-"""REST routes of the player protocol: accounts, board reads and the health probe."""
+"""REST routes of the player protocol: accounts, the health probe, and errors as JSON.
+
+Board reads are in gateway.board_routes.
+"""
 
 import orjson
 import structlog
@@ -10,9 +13,6 @@ from gateway.identity import authenticate, bearer_token, client_address
 from infra.errors import PodiumError
 
 log = structlog.get_logger(__name__)
-
-DEFAULT_TOP_LIMIT = 10
-DEFAULT_RADIUS = 5
 
 
 async def register(request: web.Request) -> web.Response:
@@ -58,25 +58,6 @@ async def me(request: web.Request) -> web.Response:
     return web.json_response({"player_id": identity.player_id, "username": identity.username})
 
 
-async def top(request: web.Request) -> web.Response:
-    """GET /v1/boards/{board}/top?limit=N[&period=P]."""
-    limit = _int_query(request, "limit", DEFAULT_TOP_LIMIT, "INVALID_LIMIT")
-    board, period = request.match_info["board"], request.query.get("period", "")
-
-    reply = await request.app[CONTEXT].clients.get_top(board, period, limit)
-    return web.json_response(_board_body(reply))
-
-
-async def around(request: web.Request) -> web.Response:
-    """GET /v1/boards/{board}/around/{player_id}?radius=R[&period=P]."""
-    radius = _int_query(request, "radius", DEFAULT_RADIUS, "INVALID_RADIUS")
-    board, period = request.match_info["board"], request.query.get("period", "")
-    player_id = request.match_info["player_id"]
-
-    reply = await request.app[CONTEXT].clients.get_around(board, period, player_id, radius)
-    return web.json_response(_board_body(reply))
-
-
 async def healthz(request: web.Request) -> web.Response:
     """200 once every service the gateway needs answers; 503 naming those that do not."""
     down = await request.app[CONTEXT].clients.unhealthy()
@@ -119,23 +100,6 @@ def _tokens_body(reply) -> dict:
     }
 
 
-def _board_body(reply) -> dict:
-    return {
-        "board": reply.board,
-        "period": reply.period,
-        "seq": reply.seq,
-        "entries": [
-            {
-                "rank": entry.rank,
-                "player_id": entry.player_id,
-                "username": entry.username,
-                "score": entry.score,
-            }
-            for entry in reply.entries
-        ],
-    }
-
-
 async def _json_body(request: web.Request) -> dict:
     try:
         raw = await request.read()
@@ -157,13 +121,3 @@ def _string(body: dict, name: str) -> str:
     if not isinstance(body[name], str):
         raise PodiumError("INVALID_FIELD", f"field '{name}' must be a string")
     return body[name]
-
-
-def _int_query(request: web.Request, name: str, default: int, code: str) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    # isdigit() alone would let "²" and other non-ASCII digits through to int().
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6:
-        raise PodiumError(code, f"'{name}' must be a small non-negative integer")
-    return int(raw)

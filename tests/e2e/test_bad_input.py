@@ -104,6 +104,10 @@ async def test_a_frame_beyond_the_hard_limit_closes_with_1009(players):
     assert player.ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
 
 
+NOBODY = str(uuid.uuid4())
+MANY = ",".join(str(uuid.uuid4()) for _ in range(101))
+
+
 async def _rest_error(http, stack, method, path, **kwargs) -> ProtocolError:
     client = PlayerClient(http, stack.url)
     with pytest.raises(ProtocolError) as caught:
@@ -205,6 +209,42 @@ async def test_the_websocket_route_without_an_upgrade_says_so(http, stack):
         ("/v1/boards/global/around/not-a-uuid", 400, "INVALID_PLAYER_ID"),
         (f"/v1/boards/global/around/{uuid.uuid4()}", 404, "PLAYER_NOT_RANKED"),
         (f"/v1/boards/global/around/{uuid.uuid4()}?radius=-1", 400, "INVALID_RADIUS"),
+        ("/v1/boards/best_run/top?cursor=not-a-cursor", 400, "INVALID_CURSOR"),
+        ("/v1/boards/best_run/top?cursor=%C3%A9", 400, "INVALID_CURSOR"),
+        ("/v1/boards/best_run/top?cursor=" + "A" * 513, 400, "INVALID_CURSOR"),
+        ("/v1/boards/best_run/top?pin=yes", 400, "INVALID_PIN"),
+        ("/v1/boards/best_run/top?pin=2", 400, "INVALID_PIN"),
+        ("/v1/boards/best_run/top?pin=", 400, "INVALID_PIN"),
+        ("/v1/boards/best_run/top?period=2026-12-04", 400, "INVALID_PERIOD"),
+        ("/v1/boards/daily/top?period=2026-13-01", 400, "INVALID_PERIOD"),
+        ("/v1/boards/daily/top?period=%FF", 400, "INVALID_PERIOD"),
+        (f"/v1/boards/best_run/around/{NOBODY}?rows=0", 400, "INVALID_ROWS"),
+        (f"/v1/boards/best_run/around/{NOBODY}?rows=102", 400, "INVALID_ROWS"),
+        (f"/v1/boards/best_run/around/{NOBODY}?rows=-3", 400, "INVALID_ROWS"),
+        (f"/v1/boards/best_run/around/{NOBODY}?rows=%C2%B3", 400, "INVALID_ROWS"),
+        (f"/v1/boards/best_run/around/{NOBODY}?rows=3&radius=1", 400, "INVALID_ROWS"),
+        (f"/v1/boards/best_run/around/{NOBODY}?radius=51", 400, "INVALID_RADIUS"),
+        (f"/v1/boards/best_run/around/{NOBODY}?rows=3", 404, "PLAYER_NOT_RANKED"),
+        ("/v1/boards/best_run/around/not-a-uuid?rows=3", 400, "INVALID_PLAYER_ID"),
+        (f"/v1/boards/nope/around/{NOBODY}?rows=3", 404, "UNKNOWN_BOARD"),
+        (f"/v1/boards/best_run/players/{NOBODY}", 404, "PLAYER_NOT_RANKED"),
+        (f"/v1/boards/best_run/players/{NOBODY.upper()}x", 400, "INVALID_PLAYER_ID"),
+        (f"/v1/boards/nope/players/{NOBODY}", 404, "UNKNOWN_BOARD"),
+        (f"/v1/boards/daily/players/{NOBODY}?period=today", 400, "INVALID_PERIOD"),
+        ("/v1/boards/best_run/players", 400, "INVALID_PLAYER_IDS"),
+        ("/v1/boards/best_run/players?ids=", 400, "INVALID_PLAYER_IDS"),
+        (f"/v1/boards/best_run/players?ids={NOBODY},", 400, "INVALID_PLAYER_IDS"),
+        (f"/v1/boards/best_run/players?ids={NOBODY},{NOBODY}", 400, "INVALID_PLAYER_IDS"),
+        (f"/v1/boards/best_run/players?ids={NOBODY},{NOBODY.upper()}", 400, "INVALID_PLAYER_IDS"),
+        (f"/v1/boards/best_run/players?ids={NOBODY}&ids={NOBODY}", 400, "INVALID_PLAYER_IDS"),
+        ("/v1/boards/best_run/players?ids=not-a-uuid", 400, "INVALID_PLAYER_IDS"),
+        (f"/v1/boards/best_run/players?ids={MANY}", 400, "INVALID_PLAYER_IDS"),
+        (f"/v1/boards/nope/players?ids={NOBODY}", 404, "UNKNOWN_BOARD"),
+        (f"/v1/boards/daily/players?ids={NOBODY}&period=x", 400, "INVALID_PERIOD"),
+        ("/v1/boards/daily/periods?limit=0", 400, "INVALID_LIMIT"),
+        ("/v1/boards/daily/periods?limit=101", 400, "INVALID_LIMIT"),
+        ("/v1/boards/daily/periods?limit=ten", 400, "INVALID_LIMIT"),
+        ("/v1/boards/nope/periods", 404, "UNKNOWN_BOARD"),
     ],
 )
 async def test_bad_board_reads_are_refused(http, stack, path, status, code):
