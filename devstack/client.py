@@ -128,6 +128,14 @@ class PlayerClient:
         """Send an action and wait for its result."""
         return await self.result(await self.act(action, params))
 
+    async def board(self, view: str, until=None, timeout: float = 10.0) -> dict:
+        """The oldest board frame of a view for which `until(frame)` holds (any frame if no
+        `until`); the view's frames before it are taken and dropped."""
+        while True:
+            frame = await self.receive("board", timeout, view=view)
+            if until is None or until(frame):
+                return frame
+
     async def closed_by_server(self, timeout: float = 10.0) -> int | None:
         """Wait until the server closes the socket; return its close code."""
         await asyncio.wait_for(asyncio.shield(self._reader), timeout)

@@ -19,6 +19,7 @@ from podium.ranking.v1 import ranking_service_pb2 as ranking_pb
 from podium.ranking.v1 import ranking_service_pb2_grpc as ranking_grpc
 
 from gateway.config import GatewaySettings
+from gateway.views import ViewSpec
 from infra.errors import from_rpc_error
 
 # Ping idle channels so a dead peer is noticed; 20 s stays above the server's default minimum.
@@ -136,6 +137,12 @@ class Clients:
         request = ranking_pb.ListPeriodsRequest(board=board, limit=limit)
         return await self._call(stub.ListPeriods, request)
 
+    async def get_views(self, board: str, specs: list[ViewSpec]) -> ranking_pb.GetViewsResponse:
+        """Around and players views of a board's current period, all read at one version."""
+        stub = ranking_grpc.RankingServiceStub(self.channels["ranking"])
+        request = ranking_pb.GetViewsRequest(board=board, views=[_view(spec) for spec in specs])
+        return await self._call(stub.GetViews, request)
+
     def watch_board(self, board: str, limit: int):
         """Open the server stream of a board's top view (no deadline: it is meant to last)."""
         stub = ranking_grpc.RankingServiceStub(self.channels["ranking"])
@@ -161,6 +168,15 @@ class Clients:
             await channel.close()
         if not self.nc.is_closed:
             await self.nc.drain()
+
+
+def _view(spec: ViewSpec) -> ranking_pb.View:
+    if spec.view == "around":
+        around = ranking_pb.AroundView(
+            player_id=spec.player_id, radius=spec.radius, rows=spec.rows
+        )
+        return ranking_pb.View(around=around)
+    return ranking_pb.View(players=ranking_pb.PlayersView(player_ids=spec.players))
 
 
 async def connect(settings: GatewaySettings) -> Clients:

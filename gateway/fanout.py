@@ -1,48 +1,32 @@
 """One ranking stream per board, shared by every socket on this gateway that watches it.
 
-Each stream message is encoded once per distinct `limit` and handed to each subscriber's
-outbox without awaiting it, so a broadcast costs the same whether a reader is fast or stuck.
+Each stream message is the board's complete top view: it is encoded once per distinct `limit`
+and handed to each top subscriber's outbox without awaiting it, so a broadcast costs the same
+whether a reader is fast or stuck. The same message tells the board's around and players views
+(gateway.watched_views) that the board changed.
 """
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import grpc
-import orjson
 import structlog
 
 from gateway.clients import Clients
+from gateway.views import Deliver, Resume, ViewSpec, board_frame
+from gateway.watched_views import RETRY_DELAYS, WatchedViews
 
 log = structlog.get_logger(__name__)
 
-RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
 
-# Called with (board, frame text); the subscriber decides where the frame goes.
-Deliver = Callable[[str, str], None]
+def top_frame(view, limit: int, snapshot: bool, frame_id: Any = None) -> str:
+    """Encode a ranking top view (WatchBoardResponse) cut to `limit` as a `board` frame."""
+    entries = view.entries[:limit]
+    return board_frame(view.board, "top", view.period, view.seq, snapshot, entries, frame_id)
 
 
-def board_frame(view, limit: int, snapshot: bool, frame_id: Any = None) -> str:
-    """Encode a ranking view (WatchBoardResponse) as a protocol `board` frame."""
-    frame = {
-        "type": "board",
-        "board": view.board,
-        "period": view.period,
-        "seq": view.seq,
-        "snapshot": snapshot,
-        "entries": [
-            {
-                "rank": entry.rank,
-                "player_id": entry.player_id,
-                "username": entry.username,
-                "score": entry.score,
-            }
-            for entry in view.entries[:limit]
-        ],
-    }
-    if frame_id is not None:
-        frame["id"] = frame_id
-    return orjson.dumps(frame).decode()
+def _snapshot(resume: Resume | None, view) -> bool:
+    return resume is None or not resume.unchanged(view.seq, view.period)
 
 
 class BoardFeed:
@@ -52,34 +36,44 @@ class BoardFeed:
         self.board = board
         self._clients = clients
         self._view_size = view_size
-        self._subscribers: dict[Deliver, int] = {}
-        # Subscribers that joined before the first view arrived, with the id to echo.
-        self._awaiting: dict[Deliver, Any] = {}
+        self._top: dict[Deliver, int] = {}
+        # Top subscribers that joined before the first view arrived: the id to echo, and the
+        # frame they saw before reconnecting.
+        self._awaiting: dict[Deliver, tuple[Any, Resume | None]] = {}
         self._latest = None
+        self._views = WatchedViews(board, clients)
         self._task = asyncio.create_task(self._follow(), name=f"board-feed-{board}")
 
     @property
     def empty(self) -> bool:
-        return not self._subscribers
+        return not self._top and self._views.empty
 
-    def add(self, deliver: Deliver, limit: int, frame_id: Any) -> str | None:
-        """Subscribe; returns the snapshot frame at once when a view is already known."""
-        self._subscribers[deliver] = limit
-        if self._latest is None:
-            self._awaiting[deliver] = frame_id
+    def add(
+        self, deliver: Deliver, spec: ViewSpec, frame_id: Any, resume: Resume | None
+    ) -> str | None:
+        """Subscribe; returns the answer at once when it is a top view already known."""
+        if spec.view != "top":
+            self._views.add(deliver, spec, frame_id, resume)
             return None
-        return board_frame(self._latest, limit, snapshot=True, frame_id=frame_id)
 
-    def remove(self, deliver: Deliver) -> None:
-        self._subscribers.pop(deliver, None)
-        self._awaiting.pop(deliver, None)
+        self._top[deliver] = spec.limit
+        if self._latest is None:
+            self._awaiting[deliver] = (frame_id, resume)
+            return None
+        return top_frame(self._latest, spec.limit, _snapshot(resume, self._latest), frame_id)
+
+    def remove(self, deliver: Deliver, view: str | None = None) -> None:
+        """Unsubscribe from one view, or from every view of the board."""
+        if view in (None, "top"):
+            self._top.pop(deliver, None)
+            self._awaiting.pop(deliver, None)
+        if view != "top":
+            self._views.remove(deliver, view)
 
     async def close(self) -> None:
         self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
+        await asyncio.gather(self._task, return_exceptions=True)
+        await self._views.close()
 
     async def _follow(self) -> None:
         """Keep a stream open for as long as the feed lives, reconnecting after failures."""
@@ -98,18 +92,19 @@ class BoardFeed:
 
     def _publish(self, view) -> None:
         self._latest = view
-        encoded: dict[tuple[int, bool], str] = {}
+        self._views.board_changed(view.seq, view.period)
+        key = (self.board, "top")
+        encoded: dict[int, str] = {}
         awaiting, self._awaiting = self._awaiting, {}
 
-        for deliver, limit in list(self._subscribers.items()):
+        for deliver, limit in list(self._top.items()):
             if deliver in awaiting:
-                frame = board_frame(view, limit, snapshot=True, frame_id=awaiting[deliver])
-            else:
-                key = (limit, view.snapshot)
-                if key not in encoded:
-                    encoded[key] = board_frame(view, limit, view.snapshot)
-                frame = encoded[key]
-            deliver(self.board, frame)
+                frame_id, resume = awaiting[deliver]
+                deliver(key, top_frame(view, limit, _snapshot(resume, view), frame_id), True)
+                continue
+            if limit not in encoded:
+                encoded[limit] = top_frame(view, limit, view.snapshot)
+            deliver(key, encoded[limit], view.snapshot)
 
 
 class Fanout:
@@ -120,17 +115,24 @@ class Fanout:
         self._view_size = view_size
         self._feeds: dict[str, BoardFeed] = {}
 
-    def subscribe(self, board: str, deliver: Deliver, limit: int, frame_id: Any) -> str | None:
+    def subscribe(
+        self,
+        board: str,
+        deliver: Deliver,
+        spec: ViewSpec,
+        frame_id: Any,
+        resume: Resume | None = None,
+    ) -> str | None:
         feed = self._feeds.get(board)
         if feed is None:
             feed = self._feeds[board] = BoardFeed(board, self._clients, self._view_size)
-        return feed.add(deliver, limit, frame_id)
+        return feed.add(deliver, spec, frame_id, resume)
 
-    async def unsubscribe(self, board: str, deliver: Deliver) -> None:
+    async def unsubscribe(self, board: str, deliver: Deliver, view: str | None = None) -> None:
         feed = self._feeds.get(board)
         if feed is None:
             return
-        feed.remove(deliver)
+        feed.remove(deliver, view)
         if feed.empty:
             del self._feeds[board]
             await feed.close()

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from gateway.views import VIEWS, player_list
 from infra.boards import boards
 from infra.ids import is_uuid_text
 
@@ -17,6 +18,11 @@ MAX_ACTION_NAME_CHARS = 64
 MAX_HASH_CHARS = 128
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 10
+MAX_RADIUS = 50
+DEFAULT_RADIUS = 5
+MAX_ROWS = 2 * MAX_RADIUS + 1
+# Longer than any period key a board gives ("2026-12-04T06:00Z" is 17).
+MAX_PERIOD_CHARS = 32
 
 
 class FrameError(Exception):
@@ -48,16 +54,29 @@ class ActionFrame:
 
 @dataclass(frozen=True)
 class SubscribeFrame:
+    """A subscription to one view of a board; fields of other views keep their defaults.
+
+    `seq` (and `period`) name the last frame a reconnecting client saw, if it says.
+    """
+
     frame_id: Any
     board: str
     view: str
-    limit: int
+    limit: int = DEFAULT_LIMIT
+    radius: int = DEFAULT_RADIUS
+    rows: int = 0
+    players: tuple[str, ...] = ()
+    seq: int | None = None
+    period: str | None = None
 
 
 @dataclass(frozen=True)
 class UnsubscribeFrame:
+    """Leave one view of a board, or every view of it when `view` is None."""
+
     frame_id: Any
     board: str
+    view: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,26 +152,64 @@ def _parse_action(fields: _Fields) -> ActionFrame:
 
 def _parse_subscribe(fields: _Fields) -> SubscribeFrame:
     board = _board(fields)
-    view = fields.get("view", str, required=False)
-    limit = fields.get("limit", int, required=False)
+    view = _view(fields) or "top"
+    seq = fields.get("seq", int, required=False)
+    period = fields.get("period", str, required=False)
 
-    if view is None:
-        view = "top"
-    if view != "top":
-        raise FrameError("UNSUPPORTED_VIEW", "only the 'top' view is available", fields.frame_id)
-    if limit is None:
-        limit = DEFAULT_LIMIT
-    if not 1 <= limit <= MAX_LIMIT:
-        raise FrameError("INVALID_FIELD", "'limit' must be 1-100", fields.frame_id)
-    return SubscribeFrame(fields.frame_id, board, view, limit)
+    if seq is not None and not 0 <= seq < 2**63:
+        raise FrameError("INVALID_FIELD", "'seq' must be a board seq", fields.frame_id)
+    if period is not None and (seq is None or len(period) > MAX_PERIOD_CHARS):
+        raise FrameError("INVALID_FIELD", "'period' goes with 'seq', as sent", fields.frame_id)
+    if view == "around":
+        shape = _around_fields(fields)
+    elif view == "players":
+        shape = {"players": _players_field(fields)}
+    else:
+        shape = {"limit": _ranged(fields, "limit", 1, MAX_LIMIT, DEFAULT_LIMIT)}
+    return SubscribeFrame(fields.frame_id, board, view, seq=seq, period=period, **shape)
+
+
+def _around_fields(fields: _Fields) -> dict:
+    if "radius" in fields.data and "rows" in fields.data:
+        raise FrameError("INVALID_FIELD", "give 'radius' or 'rows', not both", fields.frame_id)
+    radius = _ranged(fields, "radius", 0, MAX_RADIUS, DEFAULT_RADIUS)
+    rows = _ranged(fields, "rows", 1, MAX_ROWS, 0)
+    return {"radius": radius, "rows": rows}
+
+
+def _players_field(fields: _Fields) -> tuple[str, ...]:
+    ids = fields.get("players", list)
+    if not all(isinstance(player_id, str) for player_id in ids):
+        raise FrameError("INVALID_FIELD", "'players' must be a list of strings", fields.frame_id)
+    try:
+        return player_list(ids)
+    except ValueError as error:
+        raise FrameError("INVALID_FIELD", f"'players': {error}", fields.frame_id) from None
+
+
+def _ranged(fields: _Fields, name: str, low: int, high: int, default: int) -> int:
+    """An optional integer field within [low, high]; `default` when absent."""
+    value = fields.get(name, int, required=False)
+    if value is None:
+        return default
+    if not low <= value <= high:
+        raise FrameError("INVALID_FIELD", f"'{name}' must be {low}-{high}", fields.frame_id)
+    return value
 
 
 def _parse_unsubscribe(fields: _Fields) -> UnsubscribeFrame:
-    return UnsubscribeFrame(fields.frame_id, _board(fields))
+    return UnsubscribeFrame(fields.frame_id, _board(fields), _view(fields))
 
 
 def _parse_ping(fields: _Fields) -> PingFrame:
     return PingFrame(fields.frame_id)
+
+
+def _view(fields: _Fields) -> str | None:
+    view = fields.get("view", str, required=False)
+    if view is not None and view not in VIEWS:
+        raise FrameError("UNSUPPORTED_VIEW", "views are top, around and players", fields.frame_id)
+    return view
 
 
 def _board(fields: _Fields) -> str:

@@ -1,8 +1,13 @@
 """What waits to be written to one socket.
 
 Results and replies queue in order, up to a bound; board frames do not queue at all: each
-board keeps only its latest frame, since a newer view makes an older one worthless. So a slow
-reader costs a bounded amount of memory and never holds up anyone else's broadcast.
+(board, view) keeps only its latest frame, since a newer view makes an older one worthless. So
+a slow reader costs a bounded amount of memory and never holds up anyone else's broadcast.
+
+One exception: a frame the client must see as such (a snapshot, which tells it the board
+reset, or the answer to its subscribe, which echoes the subscribe's id) is never replaced. When
+a newer frame of the same view arrives first, the kept one moves to the ordered queue, so the
+client gets both, in order.
 """
 
 import asyncio
@@ -10,12 +15,15 @@ from collections import deque
 
 MAX_QUEUED_FRAMES = 256
 
+Key = tuple[str, str]
+
 
 class Outbox:
     """Frames for one socket, drained by that socket's writer task."""
 
     _frames: deque[str]
-    _boards: dict[str, str]
+    # (board, view) -> (frame, keep)
+    _boards: dict[Key, tuple[str, bool]]
     _wake: asyncio.Event
 
     def __init__(self, max_frames: int = MAX_QUEUED_FRAMES) -> None:
@@ -32,13 +40,19 @@ class Outbox:
         self._wake.set()
         return True
 
-    def put_board(self, board: str, frame: str) -> None:
-        """Replace whatever board frame was still waiting for this board."""
-        self._boards[board] = frame
-        self._wake.set()
+    def put_board(self, key: Key, frame: str, keep: bool = False) -> bool:
+        """Replace whatever frame of this view was still waiting, unless that one is kept.
 
-    def drop_board(self, board: str) -> None:
-        self._boards.pop(board, None)
+        False when a kept frame had to be queued and the queue is full.
+        """
+        pending = self._boards.get(key)
+        queued = pending is None or not pending[1] or self.put(pending[0])
+        self._boards[key] = (frame, keep)
+        self._wake.set()
+        return queued
+
+    def drop_board(self, key: Key) -> None:
+        self._boards.pop(key, None)
 
     async def take(self) -> list[str]:
         """Wait for frames, then hand over all of them: queued ones first, then board views."""
@@ -47,6 +61,6 @@ class Outbox:
 
         frames = list(self._frames)
         self._frames.clear()
-        frames.extend(self._boards.values())
+        frames.extend(frame for frame, _ in self._boards.values())
         self._boards.clear()
         return frames

@@ -1,10 +1,51 @@
-"""Board views as players see them: entries in REST bodies, and lists of players to rank."""
+"""Board views as players see them: entries in REST bodies and `board` frames, and what one
+subscription watches.
+
+REST and WebSocket share these encoders so that an entry reads the same on either path.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
 from infra.ids import canonical_uuid
 
+VIEWS = ("top", "around", "players")
 MAX_PLAYERS = 100
+
+# Hands a subscriber a frame of (board, view); `keep` marks one it must receive as such (a
+# snapshot, or the answer to its subscribe) rather than have replaced by a newer frame.
+Deliver = Callable[[tuple[str, str], str, bool], None]
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """What a subscription watches of a board. Equal specs are read and encoded once,
+    however many sockets watch them."""
+
+    view: str
+    # top: entries from rank 1.
+    limit: int = 0
+    # around: the centre player, and either a radius or a number of rows (rows wins if set).
+    player_id: str = ""
+    radius: int = 0
+    rows: int = 0
+    # players: the listed players, ranked among themselves.
+    players: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Resume:
+    """The last board frame a reconnecting client saw: its seq and, if given, its period."""
+
+    seq: int
+    period: str | None = None
+
+    def unchanged(self, seq: int, period: str) -> bool:
+        """True when a view at (seq, period) is what the client already has."""
+        return self.seq == seq and self.period in (None, period)
 
 
 def player_list(ids: list[str]) -> tuple[str, ...]:
@@ -33,3 +74,27 @@ def entry_body(entry, board_rank: bool = False) -> dict:
     if board_rank:
         body["board_rank"] = entry.board_rank
     return body
+
+
+def board_frame(
+    board: str,
+    view: str,
+    period: str,
+    seq: int,
+    snapshot: bool,
+    entries,
+    frame_id: Any = None,
+) -> str:
+    """Encode a complete view as a protocol `board` frame."""
+    frame = {
+        "type": "board",
+        "board": board,
+        "view": view,
+        "period": period,
+        "seq": seq,
+        "snapshot": snapshot,
+        "entries": [entry_body(entry, view == "players") for entry in entries],
+    }
+    if frame_id is not None:
+        frame["id"] = frame_id
+    return orjson.dumps(frame).decode()

@@ -33,6 +33,8 @@ from gateway.frames import (
 from gateway.identity import authenticate
 from gateway.outbox import Outbox
 from gateway.results import error_frame, result_frame, welcome_frame
+from gateway.subscriptions import Subscriptions, spec_of
+from gateway.views import Resume
 from infra.errors import PodiumError
 
 log = structlog.get_logger(__name__)
@@ -81,7 +83,7 @@ class PlayerSocket:
         self.player_id = player_id
         self.session_key = session_key
         self.outbox = Outbox()
-        self.boards: set[str] = set()
+        self.subscriptions = Subscriptions()
         # Canonical action_id -> (frame id, action_id as the client spelled it) of every
         # request waiting for that action's result.
         self.pending: dict[str, list[tuple[Any, str]]] = {}
@@ -115,7 +117,7 @@ class PlayerSocket:
             writer.cancel()
             for task in self._tasks:
                 task.cancel()
-            for board in self.boards:
+            for board in self.subscriptions.boards():
                 await self.context.fanout.unsubscribe(board, self._deliver_board)
             await subscription.unsubscribe()
             log.info("socket_closed", player_id=self.player_id, code=self.ws.close_code)
@@ -254,22 +256,30 @@ class PlayerSocket:
             self._send(result_frame(result, frame_id))
 
     def _subscribe(self, frame: SubscribeFrame) -> None:
-        self.boards.add(frame.board)
-        self.outbox.drop_board(frame.board)
-        snapshot = self.context.fanout.subscribe(
-            frame.board, self._deliver_board, frame.limit, frame.frame_id
+        key = self.subscriptions.add(frame)
+        self.outbox.drop_board(key)
+        spec = spec_of(frame, self.player_id)
+        resume = None if frame.seq is None else Resume(frame.seq, frame.period)
+
+        answer = self.context.fanout.subscribe(
+            frame.board, self._deliver_board, spec, frame.frame_id, resume
         )
-        if snapshot is not None:
-            self._send(snapshot)
+        if answer is not None:
+            self._send(answer)
 
     async def _unsubscribe(self, frame: UnsubscribeFrame) -> None:
-        self.boards.discard(frame.board)
-        await self.context.fanout.unsubscribe(frame.board, self._deliver_board)
-        self.outbox.drop_board(frame.board)
-        self._reply({"type": "unsubscribed", "board": frame.board}, frame.frame_id)
+        for key in self.subscriptions.remove(frame.board, frame.view):
+            self.outbox.drop_board(key)
+        await self.context.fanout.unsubscribe(frame.board, self._deliver_board, frame.view)
 
-    def _deliver_board(self, board: str, frame: str) -> None:
-        self.outbox.put_board(board, frame)
+        reply = {"type": "unsubscribed", "board": frame.board}
+        if frame.view is not None:
+            reply["view"] = frame.view
+        self._reply(reply, frame.frame_id)
+
+    def _deliver_board(self, key: tuple[str, str], frame: str, keep: bool) -> None:
+        if not self.outbox.put_board(key, frame, keep):
+            self._close(WSCloseCode.TRY_AGAIN_LATER, "reader too slow")
 
     def _reply(self, frame: dict, frame_id: Any) -> None:
         if frame_id is not None:

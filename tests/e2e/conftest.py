@@ -43,8 +43,10 @@ class Stack:
         self.url = url
         self.process = process
         self.log_path = log_path
-        # Where the stack's auth listens, for studio-side RPCs no player route exposes.
+        # Where the stack's auth and ranking listen, for RPCs no player route exposes and for
+        # gateway parts run inside a test.
         self.auth_target = ""
+        self.ranking_target = ""
 
     def pid_of(self, module: str) -> int | None:
         """The pid of the service's current process, from the stack's own log."""
@@ -108,6 +110,7 @@ async def stack(request, tmp_path_factory, shard_dsns_for):
         await _wait_ready(url, process, log_file.name)
         stack = Stack(namespace, dsns, url, process, Path(log_file.name))
         stack.auth_target = f"127.0.0.1:{env['PODIUM_AUTH_PORT']}"
+        stack.ranking_target = f"127.0.0.1:{env['PODIUM_RANKING_PORT']}"
         yield stack
 
         process.send_signal(signal.SIGINT)

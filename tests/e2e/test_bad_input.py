@@ -29,6 +29,22 @@ PASSWORD = "correct horse battery"
         ('{"type": "subscribe", "board": "global", "limit": true}', "INVALID_FIELD"),
         ('{"type": "subscribe", "board": "global", "view": "moon"}', "UNSUPPORTED_VIEW"),
         ('{"type": "subscribe", "board": "nope"}', "UNKNOWN_BOARD"),
+        (
+            '{"type": "subscribe", "board": "global", "view": "around", "radius": 51}',
+            "INVALID_FIELD",
+        ),
+        ('{"type": "subscribe", "board": "global", "view": "around", "rows": 0}', "INVALID_FIELD"),
+        ('{"type": "subscribe", "board": "global", "view": "players"}', "MISSING_FIELD"),
+        (
+            '{"type": "subscribe", "board": "global", "view": "players", "players": []}',
+            "INVALID_FIELD",
+        ),
+        (
+            '{"type": "subscribe", "board": "global", "view": "players", "players": ["x"]}',
+            "INVALID_FIELD",
+        ),
+        ('{"type": "subscribe", "board": "global", "seq": -1}', "INVALID_FIELD"),
+        ('{"type": "unsubscribe", "board": "global", "view": "friends"}', "UNSUPPORTED_VIEW"),
         ('{"type": "ping", "id": {"a": 1}}', "INVALID_FIELD"),
         (
             '{"type": "action", "action_id": "x", "action": "score", "state_hash": ""}',

@@ -1,11 +1,12 @@
-"""Entries read as the protocol says; player lists are checked."""
+"""Entries and board frames read the same on REST and WebSocket; player lists are checked."""
 
 import uuid
 
+import orjson
 import pytest
 from podium.ranking.v1 import ranking_pb2
 
-from gateway.views import entry_body, player_list
+from gateway.views import Resume, board_frame, entry_body, player_list
 
 PLAYER = str(uuid.uuid4())
 
@@ -34,6 +35,34 @@ def test_an_entry_without_metadata_shows_null_and_board_rank_only_when_asked():
 
     assert plain["metadata"] is None and "board_rank" not in plain
     assert among["board_rank"] == 7 and among["rank"] == 2
+
+
+def test_a_board_frame_names_its_view_and_echoes_the_id():
+    frame = orjson.loads(board_frame("global", "players", "all", 5, True, [_entry()], "f1"))
+
+    assert {k: v for k, v in frame.items() if k != "entries"} == {
+        "type": "board",
+        "id": "f1",
+        "board": "global",
+        "view": "players",
+        "period": "all",
+        "seq": 5,
+        "snapshot": True,
+    }
+    assert frame["entries"][0]["board_rank"] == 7
+
+
+def test_a_frame_without_an_id_has_no_id_field():
+    frame = orjson.loads(board_frame("global", "top", "all", 5, False, [], None))
+
+    assert "id" not in frame and frame["entries"] == []
+
+
+def test_a_resume_matches_only_the_same_seq_and_the_same_period_when_given():
+    assert Resume(5).unchanged(5, "2026-12-04")
+    assert Resume(5, "2026-12-04").unchanged(5, "2026-12-04")
+    assert not Resume(5, "2026-12-03").unchanged(5, "2026-12-04")
+    assert not Resume(4).unchanged(5, "all")
 
 
 def test_a_player_list_is_canonical_and_in_the_order_given():
