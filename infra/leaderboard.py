@@ -87,7 +87,10 @@ def zscore(board: Board, score: int) -> int:
 
 def member(board: Board, standing: Standing) -> str:
     """Subscore, reached time and player id, as text that sorts in ranking order."""
-    subscore = standing.subscore if board.subscore == "asc" else -standing.subscore
+    if board.subscore is None:
+        subscore = 0
+    else:
+        subscore = standing.subscore if board.subscore == "asc" else -standing.subscore
     return (
         f"{subscore + _SUBSCORE_OFFSET:0{_SUBSCORE_CHARS}x}"
         f"{standing.reached_ms:0{_REACHED_CHARS}x}"

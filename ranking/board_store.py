@@ -94,7 +94,7 @@ elseif mode == 'around' then
   local rows = tonumber(ARGV[6])
   local first, last = index - tonumber(ARGV[4]), index + tonumber(ARGV[5])
   if rows > 0 then
-    first = math.min(index - math.floor((rows - 1) / 2), total - rows)
+    first = math.max(math.min(index - math.floor((rows - 1) / 2), total - rows), 0)
     last = first + rows - 1
   end
   complete = range(math.max(first, 0), last)
@@ -217,9 +217,10 @@ class BoardStore:
 
         _, seq, total, *flat = reply
         rows = [flat[i : i + 4] for i in range(0, len(flat), 4)]
-        entries = await self._entries(board, rows)
         if spec[0] == "players":
-            entries.sort(key=lambda entry: entry.board_rank)
+            # Rank, then the member, which spells the rest of the board's order for equal ranks.
+            rows.sort(key=lambda row: (int(row[2]), row[0]))
+        entries = await self._entries(board, rows)
         found = spec[0] != "around" or any(entry.player_id == spec[1] for entry in entries)
         return BoardView(entries, int(seq), int(total), found)
 

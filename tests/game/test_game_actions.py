@@ -133,7 +133,7 @@ async def test_a_late_action_counts_in_its_own_day_until_the_day_closes(
     """Played at 23:59:59.9 and reaching the worker after midnight: it counts in the day it was
     played while the daily board's grace (300 s) lasts, and is refused PERIOD_CLOSED after;
     one played at 00:00:00.1 counts in the new day. Nothing lands in the wrong day."""
-    midnight = datetime(2201, 3, 4, tzinfo=UTC)
+    midnight = datetime(2301, 3, 4, tzinfo=UTC)
     clock = _Clock(_ms(midnight) + 60_000)
     late, on_time, too_late = _player(), _player(), _player()
 
@@ -152,9 +152,9 @@ async def test_a_late_action_counts_in_its_own_day_until_the_day_closes(
     for player in (late, on_time, too_late):
         rows = await _rows(shards, player)
         days[player] = [b["period"] for b in rows["boards"] if b["board"] == "daily"]
-    assert days == {late: ["2201-03-03"], on_time: ["2201-03-04"], too_late: []}
-    assert await redis_score(spare_names, "daily", "2201-03-03", late) == 5
-    assert await redis_score(spare_names, "daily", "2201-03-04", late) is None
+    assert days == {late: ["2301-03-03"], on_time: ["2301-03-04"], too_late: []}
+    assert await redis_score(spare_names, "daily", "2301-03-03", late) == 5
+    assert await redis_score(spare_names, "daily", "2301-03-04", late) is None
 
 
 class _Clock:

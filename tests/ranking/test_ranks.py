@@ -173,7 +173,9 @@ async def test_after_redis_loses_everything_ranks_equal_postgres_window_function
         period = _period_of(board, ranking)
         periods[board] = period
         scores = {p: (i * 7 + n) % 9 * 10 for i, p in enumerate(players)}
-        subscores = {p: i % 3 for i, p in enumerate(players)}
+        subscores = {
+            p: i % 3 if definitions()[board].subscore else 0 for i, p in enumerate(players)
+        }
         reached = {p: T + (i * 13) % 5 for i, p in enumerate(players)}
         await boards.put(board, period, scores, subscores=subscores, reached=reached)
 
