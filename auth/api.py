@@ -6,6 +6,7 @@ from podium.auth.v1 import auth_service_pb2_grpc
 
 from auth import core, revocation
 from auth.core import Deps
+from auth.tickets import TICKET_TTL_SECONDS, Tickets, issue_ticket, redeem_ticket
 from infra.errors import guarded
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AuthService"].full_name
@@ -14,8 +15,9 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AuthService"].full_name
 class AuthApi(auth_service_pb2_grpc.AuthServiceServicer):
     """The AuthService servicer."""
 
-    def __init__(self, deps: Deps) -> None:
+    def __init__(self, deps: Deps, tickets: Tickets) -> None:
         self._deps = deps
+        self._tickets = tickets
 
     @guarded
     async def Register(self, request, context):
@@ -66,6 +68,18 @@ class AuthApi(auth_service_pb2_grpc.AuthServiceServicer):
         ended = await revocation.ended_sessions(self._deps, list(request.session_keys))
         return pb.EndedSessionsResponse(session_keys=ended)
 
+    @guarded
+    async def IssueTicket(self, request, context):
+        ticket = await issue_ticket(self._deps, self._tickets, request.access_token)
+        return pb.IssueTicketResponse(ticket=ticket, expires_in_seconds=TICKET_TTL_SECONDS)
+
+    @guarded
+    async def RedeemTicket(self, request, context):
+        holder = await redeem_ticket(self._deps, self._tickets, request.ticket)
+        return pb.RedeemTicketResponse(
+            player_id=holder.player_id, session_key=holder.session_key, username=holder.username
+        )
+
 
 def _tokens_fields(tokens: core.SessionTokens) -> dict:
     return {
@@ -76,7 +90,7 @@ def _tokens_fields(tokens: core.SessionTokens) -> dict:
     }
 
 
-def add_to_server(server: grpc.aio.Server, deps: Deps) -> list[str]:
+def add_to_server(server: grpc.aio.Server, deps: Deps, tickets: Tickets) -> list[str]:
     """Register the servicer; return its full name for health and reflection."""
-    auth_service_pb2_grpc.add_AuthServiceServicer_to_server(AuthApi(deps), server)
+    auth_service_pb2_grpc.add_AuthServiceServicer_to_server(AuthApi(deps, tickets), server)
     return [SERVICE_NAME]

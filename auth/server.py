@@ -16,6 +16,7 @@ from auth.limits import Limiter
 from auth.passwords import Passwords
 from auth.sessions import Sessions
 from auth.store import Accounts
+from auth.tickets import Tickets
 from auth.tokens import Tokens
 from infra.grpc_server import shutdown, start_server
 from infra.names import Names
@@ -53,8 +54,9 @@ async def running(settings: AuthSettings) -> AsyncIterator[int]:
             Limiter.from_settings(settings, redis, names),
             Announcer(nc, names),
         )
+        tickets = Tickets(redis, names)
         server, port, health = await start_server(
-            settings.auth_listen, lambda server: add_to_server(server, deps)
+            settings.auth_listen, lambda server: add_to_server(server, deps, tickets)
         )
         stack.push_async_callback(shutdown, server, health)
 

@@ -20,4 +20,6 @@ class StackSettings(CommonSettings):
     jwt_private_key_file: Path = Path(".podium/jwt-ed25519.pem")
     # Bots and load tests register many players from one address; production keeps auth's 100.
     registrations_per_address: int = Field(1_000_000, ge=1)
+    # Nobody balances load over a laptop's one gateway: Ctrl-C need not wait for one to notice.
+    drain_grace_seconds: float = Field(0.0, ge=0)
     ready_timeout_seconds: float = Field(60.0, gt=0)

@@ -54,6 +54,7 @@ def service_commands(settings: StackSettings) -> list[tuple[str, dict[str, str]]
                 "PODIUM_AUTH_TARGET": f"{host}:{settings.auth_port}",
                 "PODIUM_RANKING_TARGET": f"{host}:{settings.ranking_port}",
                 "PODIUM_GAME_TARGET": "ipv4:" + ",".join(game_addrs),
+                "PODIUM_DRAIN_GRACE_SECONDS": str(settings.drain_grace_seconds),
             },
         )
     )

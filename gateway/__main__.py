@@ -5,7 +5,7 @@ import uvloop
 from aiohttp import web
 
 from gateway import http_log
-from gateway.app import build_app
+from gateway.app import build_app, drain
 from gateway.config import GatewaySettings
 from infra.grpc_server import stop_event
 from infra.logs import configure_logging
@@ -19,7 +19,8 @@ async def main() -> None:
     http_log.install()
     stop = stop_event()
 
-    runner = web.AppRunner(build_app(settings), access_log=None)
+    app = build_app(settings)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
     await site.start()
@@ -28,6 +29,7 @@ async def main() -> None:
 
     await stop.wait()
     log.info("stopping")
+    await drain(app)
     await runner.cleanup()
     log.info("stopped")
 

@@ -3,13 +3,14 @@
 import asyncio
 
 import structlog
-from aiohttp import WSCloseCode, web
+from aiohttp import web
 
-from gateway import board_routes, rest, ws
+from gateway import action_routes, board_routes, rest, ws
 from gateway.clients import connect
 from gateway.config import GatewaySettings
 from gateway.context import CONTEXT, Context
 from gateway.fanout import Fanout
+from gateway.rates import ActionRates
 from gateway.sessions import follow_ended_sessions, sweep_ended_sessions
 from infra.names import Names
 from infra.streams import ensure_actions_stream
@@ -30,6 +31,8 @@ def build_app(settings: GatewaySettings) -> web.Application:
             web.post("/v1/auth/login", rest.login),
             web.post("/v1/auth/refresh", rest.refresh),
             web.post("/v1/auth/logout", rest.logout),
+            web.post("/v1/auth/ticket", rest.ticket),
+            web.post("/v1/actions", action_routes.submit),
             web.get("/v1/me", rest.me),
             web.get("/v1/boards", board_routes.board_list),
             web.get("/v1/boards/{board}/top", board_routes.top),
@@ -39,6 +42,7 @@ def build_app(settings: GatewaySettings) -> web.Application:
             web.get("/v1/boards/{board}/periods", board_routes.periods),
             web.get("/v1/ws", ws.websocket),
             web.get("/healthz", rest.healthz),
+            web.get("/readyz", rest.readyz),
         ]
     )
     return app
@@ -50,7 +54,8 @@ def _connections(settings: GatewaySettings):
         clients = await connect(settings)
         await ensure_actions_stream(clients.js, names)
         fanout = Fanout(clients, settings.board_view_size)
-        context = app[CONTEXT] = Context(settings, names, clients, fanout)
+        rates = ActionRates(settings.action_rate_per_second, settings.action_burst)
+        context = app[CONTEXT] = Context(settings, names, clients, fanout, rates)
         ended = await follow_ended_sessions(clients.nc, names, context.sessions)
         sweep = asyncio.create_task(
             sweep_ended_sessions(clients, context.sessions, settings.session_sweep_seconds)
@@ -66,7 +71,21 @@ def _connections(settings: GatewaySettings):
     return open_and_close
 
 
+async def drain(app: web.Application) -> None:
+    """Leave gracefully (SIGTERM): readiness turns false and new sockets are refused at once;
+    after the grace period, in which load balancers stop sending players here, every open
+    socket gets its pending results and then 1001."""
+    context = app[CONTEXT]
+    context.draining = True
+    grace = context.settings.drain_grace_seconds
+    log.info("draining", sockets=len(context.players), grace_seconds=grace)
+
+    await asyncio.sleep(grace)
+    await _close_sockets(app)
+    log.info("drained")
+
+
 async def _close_sockets(app: web.Application) -> None:
-    """Tell every player we are going away (1001) so that clients reconnect elsewhere."""
-    for socket in list(app[CONTEXT].sockets):
-        await socket.close(code=WSCloseCode.GOING_AWAY, message=b"gateway shutting down")
+    """Tell every player still here we are going away (1001), so that clients reconnect
+    elsewhere; a drain (gateway.drain) has normally closed them all already."""
+    await asyncio.gather(*(player.go_away() for player in list(app[CONTEXT].players)))

@@ -89,6 +89,15 @@ class Clients:
         request = auth_pb.ValidateTokenRequest(access_token=token)
         return await self._call(stub.ValidateToken, request)
 
+    async def issue_ticket(self, token: str) -> auth_pb.IssueTicketResponse:
+        stub = auth_grpc.AuthServiceStub(self.channels["auth"])
+        request = auth_pb.IssueTicketRequest(access_token=token)
+        return await self._call(stub.IssueTicket, request)
+
+    async def redeem_ticket(self, ticket: str) -> auth_pb.RedeemTicketResponse:
+        stub = auth_grpc.AuthServiceStub(self.channels["auth"])
+        return await self._call(stub.RedeemTicket, auth_pb.RedeemTicketRequest(ticket=ticket))
+
     async def get_state(self, player_id: str) -> game_pb.GetStateResponse:
         stub = game_grpc.GameServiceStub(self.channels["game"])
         return await self._call(stub.GetState, game_pb.GetStateRequest(player_id=player_id))

@@ -1,13 +1,14 @@
 """What every request handler of one gateway process shares."""
 
-import weakref
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
 from gateway.clients import Clients
 from gateway.config import GatewaySettings
 from gateway.fanout import Fanout
+from gateway.rates import ActionRates
 from gateway.sessions import SessionSockets
 from infra.names import Names
 
@@ -18,8 +19,11 @@ class Context:
     names: Names
     clients: Clients
     fanout: Fanout
-    # Open sockets, so that shutdown can close each with "going away".
-    sockets: weakref.WeakSet[web.WebSocketResponse] = field(default_factory=weakref.WeakSet)
+    action_rates: ActionRates
+    # Open sockets (gateway.ws.PlayerSocket), so that a drain can close each with "going away".
+    players: set[Any] = field(default_factory=set)
+    # Set on SIGTERM: readiness turns false and new sockets are refused.
+    draining: bool = False
     # The same sockets by session, so that an ended session's sockets close at once.
     sessions: SessionSockets = field(default_factory=SessionSockets)
 

@@ -1,4 +1,7 @@
-"""Parse and check the JSON text frames a player sends (protocol v1, docs/protocol.md).
+"""Parse and check the frames a player sends (protocol v1, docs/protocol.md).
+
+JSON text frames are decoded here; binary frames are decoded to the same dict shape by
+gateway/codec.py and checked by the same parse_fields.
 
 Parsing is pure: a frame becomes a typed request or a FrameError carrying a stable code and,
 when the frame had one, the client's "id" so that the error can be matched to its request.
@@ -33,13 +36,20 @@ class FrameError(Exception):
     """
 
     def __init__(
-        self, code: str, message: str, frame_id: Any = None, violation: bool = True
+        self,
+        code: str,
+        message: str,
+        frame_id: Any = None,
+        violation: bool = True,
+        retry_after_ms: int | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.frame_id = frame_id
         self.violation = violation
+        # When to try again, for a frame refused only for now (rate limits).
+        self.retry_after_ms = retry_after_ms
 
 
 @dataclass(frozen=True)
@@ -111,7 +121,11 @@ def parse_frame(text: str) -> ActionFrame | SubscribeFrame | UnsubscribeFrame | 
         raise FrameError("INVALID_JSON", "frame is not valid JSON") from None
     if not isinstance(data, dict):
         raise FrameError("INVALID_JSON", "frame must be a JSON object")
+    return parse_fields(data)
 
+
+def parse_fields(data: dict) -> ActionFrame | SubscribeFrame | UnsubscribeFrame | PingFrame:
+    """Check a frame already decoded to the JSON shape, so both encodings share one validator."""
     fields = _Fields(data)
     fields.frame_id = _frame_id(data)
     kind = fields.get("type", str)

@@ -32,6 +32,11 @@ class Outbox:
         self._wake = asyncio.Event()
         self._max_frames = max_frames
 
+    @property
+    def waiting(self) -> bool:
+        """Whether any frame waits to be taken."""
+        return bool(self._frames or self._boards)
+
     def put(self, frame: str) -> bool:
         """Queue a frame; False when the queue is full and the reader is too slow to keep."""
         if len(self._frames) >= self._max_frames:

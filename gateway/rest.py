@@ -17,7 +17,7 @@ log = structlog.get_logger(__name__)
 
 async def register(request: web.Request) -> web.Response:
     """POST /v1/auth/register {"username", "password"} -> 201 {"player_id"}."""
-    body = await _json_body(request)
+    body = await json_body(request)
     username, password = _string(body, "username"), _string(body, "password")
 
     clients = request.app[CONTEXT].clients
@@ -27,7 +27,7 @@ async def register(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     """POST /v1/auth/login {"username", "password"} -> 200 with the session's tokens."""
-    body = await _json_body(request)
+    body = await json_body(request)
     username, password = _string(body, "username"), _string(body, "password")
 
     clients = request.app[CONTEXT].clients
@@ -37,7 +37,7 @@ async def login(request: web.Request) -> web.Response:
 
 async def refresh(request: web.Request) -> web.Response:
     """POST /v1/auth/refresh {"refresh_token"} -> 200 with new tokens; the old one is spent."""
-    body = await _json_body(request)
+    body = await json_body(request)
     refresh_token = _string(body, "refresh_token")
 
     reply = await request.app[CONTEXT].clients.refresh(refresh_token)
@@ -52,6 +52,14 @@ async def logout(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def ticket(request: web.Request) -> web.Response:
+    """POST /v1/auth/ticket with the bearer token -> a single-use ticket for GET /v1/ws."""
+    token = bearer_token(request)
+
+    reply = await request.app[CONTEXT].clients.issue_ticket(token)
+    return web.json_response({"ticket": reply.ticket, "expires_in": reply.expires_in_seconds})
+
+
 async def me(request: web.Request) -> web.Response:
     """GET /v1/me with the bearer token -> who the session belongs to."""
     identity = await authenticate(request)
@@ -64,6 +72,18 @@ async def healthz(request: web.Request) -> web.Response:
     if down:
         return web.json_response({"status": "unavailable", "down": down}, status=503)
     return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Whether load balancers should send players here: not while draining, nor while a
+    service behind the gateway is down."""
+    context = request.app[CONTEXT]
+    if context.draining:
+        return web.json_response({"status": "draining"}, status=503)
+    down = await context.clients.unhealthy()
+    if down:
+        return web.json_response({"status": "unavailable", "down": down}, status=503)
+    return web.json_response({"status": "ready"})
 
 
 @web.middleware
@@ -100,7 +120,7 @@ def _tokens_body(reply) -> dict:
     }
 
 
-async def _json_body(request: web.Request) -> dict:
+async def json_body(request: web.Request) -> dict:
     try:
         raw = await request.read()
     except web.RequestPayloadError:

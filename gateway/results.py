@@ -12,9 +12,9 @@ _STATUS = {
 }
 
 
-def result_frame(result: game_pb2.ActionResult, frame_id: Any = None) -> str:
-    frame = {
-        "type": "result",
+def result_body(result: game_pb2.ActionResult) -> dict:
+    """An action's result as REST answers it and `result` frames carry it."""
+    body = {
         "action_id": result.action_id,
         "status": _STATUS.get(result.status, "rejected"),
         "state": orjson.loads(result.state_json or "{}"),
@@ -22,7 +22,12 @@ def result_frame(result: game_pb2.ActionResult, frame_id: Any = None) -> str:
         "score": result.score,
     }
     if result.status == game_pb2.ACTION_STATUS_REJECTED:
-        frame["error"] = {"code": result.error_code, "message": result.error_message}
+        body["error"] = {"code": result.error_code, "message": result.error_message}
+    return body
+
+
+def result_frame(result: game_pb2.ActionResult, frame_id: Any = None) -> str:
+    frame = {"type": "result", **result_body(result)}
     if frame_id is not None:
         frame["id"] = frame_id
     return orjson.dumps(frame).decode()
@@ -38,8 +43,13 @@ def welcome_frame(player_id: str, state_json: str, state_hash: str) -> str:
     return orjson.dumps(frame).decode()
 
 
-def error_frame(code: str, message: str, frame_id: Any = None) -> str:
-    frame: dict = {"type": "error", "error": {"code": code, "message": message}}
+def error_frame(
+    code: str, message: str, frame_id: Any = None, retry_after_ms: int | None = None
+) -> str:
+    error: dict = {"code": code, "message": message}
+    if retry_after_ms is not None:
+        error["retry_after_ms"] = retry_after_ms
+    frame: dict = {"type": "error", "error": error}
     if frame_id is not None:
         frame["id"] = frame_id
     return orjson.dumps(frame).decode()

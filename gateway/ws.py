@@ -11,15 +11,15 @@ and the client, whose answer then fails, sees 1006 instead of our close code.
 """
 
 import asyncio
-import time
+import socket
 from typing import Any
 
 import orjson
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
-from nats.errors import Error as NatsError
 from podium.game.v1 import game_pb2
 
+from gateway import actions
 from gateway.context import CONTEXT, Context
 from gateway.errors import error_response, podium_error_response
 from gateway.frames import (
@@ -30,7 +30,7 @@ from gateway.frames import (
     UnsubscribeFrame,
     parse_frame,
 )
-from gateway.identity import authenticate
+from gateway.identity import authenticate_socket, origin_allowed
 from gateway.outbox import Outbox
 from gateway.results import error_frame, result_frame, welcome_frame
 from gateway.subscriptions import Subscriptions, spec_of
@@ -39,37 +39,52 @@ from infra.errors import PodiumError
 
 log = structlog.get_logger(__name__)
 
-HEARTBEAT_SECONDS = 30.0
-PUBLISH_TIMEOUT_SECONDS = 2.0
 # How long a closing socket waits for the client's close frame (and for its own to be sent).
 CLOSE_TIMEOUT_SECONDS = 2.0
 MAX_PENDING_ACTIONS = 256
-# How long to keep asking for the first result of a repeated action id that is still queued.
-RESULT_LOOKUP_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+# How long a draining gateway waits for a socket's pending results before closing it anyway.
+DRAIN_RESULTS_SECONDS = 5.0
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
-    """GET /v1/ws: refuse before the upgrade unless the bearer token names a live session."""
+    """GET /v1/ws: refuse before the upgrade unless a ticket or bearer token names a live
+    session, the page asking is one we trust, and this gateway is not draining."""
     context = request.app[CONTEXT]
+    settings = context.settings
     ws = web.WebSocketResponse(
-        heartbeat=HEARTBEAT_SECONDS,
-        max_msg_size=context.settings.hard_frame_bytes,
+        heartbeat=settings.heartbeat_seconds,
+        max_msg_size=settings.hard_frame_bytes,
         timeout=CLOSE_TIMEOUT_SECONDS,
     )
     if not ws.can_prepare(request).ok:
         return error_response(426, "UPGRADE_REQUIRED", "this route takes a WebSocket upgrade")
+    if context.draining:
+        return error_response(503, "DRAINING", "this gateway is shutting down; connect again")
+    if not origin_allowed(request):
+        return error_response(403, "ORIGIN_NOT_ALLOWED", "pages from this origin may not connect")
 
     try:
-        identity = await authenticate(request)
+        identity = await authenticate_socket(request)
         state = await context.clients.get_state(identity.player_id)
     except PodiumError as error:
         return podium_error_response(error)
 
     await ws.prepare(request)
-    context.sockets.add(ws)
+    _limit_send_buffer(request, settings.socket_send_buffer_bytes)
     player = PlayerSocket(ws, context, identity.player_id, identity.session_key)
-    await player.serve(welcome_frame(identity.player_id, state.state_json, state.state_hash))
+    player.transport = request.transport
+    context.players.add(player)
+    try:
+        await player.serve(welcome_frame(identity.player_id, state.state_json, state.state_hash))
+    finally:
+        context.players.discard(player)
     return ws
+
+
+def _limit_send_buffer(request: web.Request, size: int) -> None:
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if size and sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
 
 class PlayerSocket:
@@ -79,6 +94,7 @@ class PlayerSocket:
         self, ws: web.WebSocketResponse, context: Context, player_id: str, session_key: str
     ) -> None:
         self.ws = ws
+        self.transport: asyncio.BaseTransport | None = None
         self.context = context
         self.player_id = player_id
         self.session_key = session_key
@@ -88,6 +104,8 @@ class PlayerSocket:
         # request waiting for that action's result.
         self.pending: dict[str, list[tuple[Any, str]]] = {}
         self.bad_frames = 0
+        # True while the writer is sending, so a drain can tell when everything went out.
+        self.writing = False
         self._tasks: set[asyncio.Task] = set()
         # Held while a frame is acted on, so the read loop is only ever stopped between frames.
         self._frame_lock = asyncio.Lock()
@@ -150,12 +168,31 @@ class PlayerSocket:
         except TimeoutError:
             # A client that never reads cannot take even the close frame; the connection is
             # dropped instead.
+            # aiohttp's own fallback closes the transport, which would wait for the unread
+            # buffer to drain first; abort drops it now.
             log.info("socket_close_timed_out", player_id=self.player_id)
+            if self.transport is not None:
+                self.transport.abort()
 
     async def _write(self) -> None:
+        """Send what the outbox holds; a send that cannot finish in time closes the socket.
+
+        A send waits only when aiohttp's buffer for this socket is full, that is when the
+        client has stopped reading; past the stall limit it is not coming back.
+        """
+        stall = self.context.settings.send_stall_seconds
         while not self.ws.closed:
-            for frame in await self.outbox.take():
-                await self.ws.send_str(frame)
+            frames = await self.outbox.take()
+            self.writing = True
+            try:
+                async with asyncio.timeout(stall):
+                    for frame in frames:
+                        await self.ws.send_str(frame)
+            except TimeoutError:
+                self._close(WSCloseCode.TRY_AGAIN_LATER, "reader stuck")
+                return
+            finally:
+                self.writing = False
 
     async def _on_text(self, text: str) -> None:
         limit = self.context.settings.max_frame_bytes
@@ -179,7 +216,7 @@ class PlayerSocket:
     def _refuse(self, error: FrameError) -> None:
         """Answer a frame with an error; a client that keeps breaking the protocol is closed."""
         log.info("frame_refused", player_id=self.player_id, code=error.code)
-        self._send(error_frame(error.code, error.message, error.frame_id))
+        self._send(error_frame(error.code, error.message, error.frame_id, error.retry_after_ms))
         if not error.violation:
             return
 
@@ -193,54 +230,24 @@ class PlayerSocket:
             raise FrameError(
                 "TOO_MANY_PENDING", "wait for results first", frame.frame_id, violation=False
             )
+        actions.check_rate(self.context, self.player_id, frame)
 
-        names = self.context.names
-        action = game_pb2.Action(
-            action_id=action_id,
-            player_id=self.player_id,
-            session_key=self.session_key,
-            name=frame.action,
-            params_json=_json(frame.params),
-            state_hash=frame.state_hash,
-            client_ts_ms=frame.ts,
-            received_ts_ms=int(time.time() * 1000),
-        )
         self.pending.setdefault(action_id, []).append((frame.frame_id, frame.action_id))
         try:
-            ack = await self.context.clients.js.publish(
-                names.action_subject(self.player_id),
-                action.SerializeToString(),
-                timeout=PUBLISH_TIMEOUT_SECONDS,
-                headers={"Nats-Msg-Id": names.action_msg_id(self.player_id, action_id)},
-            )
-        except (NatsError, TimeoutError) as error:
+            repeat = await actions.publish(self.context, self.player_id, self.session_key, frame)
+        except FrameError:
             self.pending.pop(action_id, None)
-            log.warning("action_not_queued", action_id=action_id, error=repr(error))
-            raise FrameError(
-                "ACTION_NOT_ACCEPTED",
-                "the action could not be queued; retry with the same action_id",
-                frame.frame_id,
-                violation=False,
-            ) from None
-
-        if ack.duplicate:
+            raise
+        if repeat:
             self._spawn(self._recover_result(action_id))
 
     async def _recover_result(self, action_id: str) -> None:
         """JetStream dropped a repeated id, so no worker will answer it: ask for the first."""
-        for delay in RESULT_LOOKUP_DELAYS:
-            if action_id not in self.pending:
-                return
-            try:
-                reply = await self.context.clients.get_action_result(self.player_id, action_id)
-            except PodiumError as error:
-                log.warning("result_lookup_failed", action_id=action_id, code=error.code)
-            else:
-                if reply.found:
-                    self._answer(reply.result)
-                    return
-            await asyncio.sleep(delay)
-        log.warning("result_not_found", action_id=action_id, player_id=self.player_id)
+        result = await actions.first_result(
+            self.context, self.player_id, action_id, lambda: action_id in self.pending
+        )
+        if result is not None:
+            self._answer(result)
 
     async def _on_result(self, message) -> None:
         try:
@@ -293,6 +300,17 @@ class PlayerSocket:
     async def close(self, code: int, reason: str) -> None:
         """Close from outside the read loop (session ended); serve() does the closing."""
         self._close(code, reason)
+
+    async def go_away(self) -> None:
+        """Close with 1001 for a gateway that is draining, once the results the player is
+        waiting for have arrived (or a few seconds passed) and been sent."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DRAIN_RESULTS_SECONDS
+        while self.pending and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        while (self.outbox.waiting or self.writing) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        self._close(WSCloseCode.GOING_AWAY, "gateway shutting down")
 
     def _close(self, code: int, reason: str) -> None:
         if self._close_request is not None:

@@ -76,6 +76,9 @@ class Names:
     def sessions_ended_subject(self) -> str:
         return f"{self.namespace}.sessions.ended"
 
+    def ticket_key(self, digest: str) -> str:
+        return f"{self.namespace}:ticket:{digest}"
+
     def player_sessions_key(self, player_id: str) -> str:
         return f"{self.namespace}:player_sessions:{player_id}"
 
