@@ -1,9 +1,10 @@
 """One ranking stream per board, shared by every socket on this gateway that watches it.
 
-Each stream message is the board's complete top view: it is encoded once per distinct `limit`
-and handed to each top subscriber's outbox without awaiting it, so a broadcast costs the same
-whether a reader is fast or stuck. The same message tells the board's around and players views
-(gateway.watched_views) that the board changed.
+Each stream message is the board's complete top view: it is built once per distinct `limit`,
+encoded at most once per encoding (gateway.wire), and handed to each top subscriber's outbox
+without awaiting it, so a broadcast costs the same whether a reader is fast or stuck. The same
+message tells the board's around and players views (gateway.watched_views) that the board
+changed.
 """
 
 import asyncio
@@ -15,14 +16,16 @@ import structlog
 from gateway.clients import Clients
 from gateway.views import Deliver, Resume, ViewSpec, board_frame
 from gateway.watched_views import RETRY_DELAYS, WatchedViews
+from gateway.wire import Frame
 
 log = structlog.get_logger(__name__)
 
 
-def top_frame(view, limit: int, snapshot: bool, frame_id: Any = None) -> str:
-    """Encode a ranking top view (WatchBoardResponse) cut to `limit` as a `board` frame."""
+def top_frame(view, limit: int, snapshot: bool, frame_id: Any = None) -> Frame:
+    """A ranking top view (WatchBoardResponse) cut to `limit` as a `board` frame."""
     entries = view.entries[:limit]
-    return board_frame(view.board, "top", view.period, view.seq, snapshot, entries, frame_id)
+    body = board_frame(view.board, "top", view.period, view.seq, snapshot, entries, frame_id)
+    return Frame(body)
 
 
 def _snapshot(resume: Resume | None, view) -> bool:
@@ -50,7 +53,7 @@ class BoardFeed:
 
     def add(
         self, deliver: Deliver, spec: ViewSpec, frame_id: Any, resume: Resume | None
-    ) -> str | None:
+    ) -> Frame | None:
         """Subscribe; returns the answer at once when it is a top view already known."""
         if spec.view != "top":
             self._views.add(deliver, spec, frame_id, resume)
@@ -94,7 +97,7 @@ class BoardFeed:
         self._latest = view
         self._views.board_changed(view.seq, view.period)
         key = (self.board, "top")
-        encoded: dict[int, str] = {}
+        encoded: dict[int, Frame] = {}
         awaiting, self._awaiting = self._awaiting, {}
 
         for deliver, limit in list(self._top.items()):
@@ -122,7 +125,7 @@ class Fanout:
         spec: ViewSpec,
         frame_id: Any,
         resume: Resume | None = None,
-    ) -> str | None:
+    ) -> Frame | None:
         feed = self._feeds.get(board)
         if feed is None:
             feed = self._feeds[board] = BoardFeed(board, self._clients, self._view_size)

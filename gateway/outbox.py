@@ -13,6 +13,8 @@ client gets both, in order.
 import asyncio
 from collections import deque
 
+from gateway.wire import Frame
+
 MAX_QUEUED_FRAMES = 256
 
 Key = tuple[str, str]
@@ -21,9 +23,9 @@ Key = tuple[str, str]
 class Outbox:
     """Frames for one socket, drained by that socket's writer task."""
 
-    _frames: deque[str]
+    _frames: deque[Frame]
     # (board, view) -> (frame, keep)
-    _boards: dict[Key, tuple[str, bool]]
+    _boards: dict[Key, tuple[Frame, bool]]
     _wake: asyncio.Event
 
     def __init__(self, max_frames: int = MAX_QUEUED_FRAMES) -> None:
@@ -37,7 +39,7 @@ class Outbox:
         """Whether any frame waits to be taken."""
         return bool(self._frames or self._boards)
 
-    def put(self, frame: str) -> bool:
+    def put(self, frame: Frame) -> bool:
         """Queue a frame; False when the queue is full and the reader is too slow to keep."""
         if len(self._frames) >= self._max_frames:
             return False
@@ -45,7 +47,7 @@ class Outbox:
         self._wake.set()
         return True
 
-    def put_board(self, key: Key, frame: str, keep: bool = False) -> bool:
+    def put_board(self, key: Key, frame: Frame, keep: bool = False) -> bool:
         """Replace whatever frame of this view was still waiting, unless that one is kept.
 
         False when a kept frame had to be queued and the queue is full.
@@ -59,7 +61,7 @@ class Outbox:
     def drop_board(self, key: Key) -> None:
         self._boards.pop(key, None)
 
-    async def take(self) -> list[str]:
+    async def take(self) -> list[Frame]:
         """Wait for frames, then hand over all of them: queued ones first, then board views."""
         await self._wake.wait()
         self._wake.clear()

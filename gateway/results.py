@@ -5,6 +5,8 @@ from typing import Any
 import orjson
 from podium.game.v1 import game_pb2
 
+from gateway.wire import Frame
+
 _STATUS = {
     game_pb2.ACTION_STATUS_APPLIED: "applied",
     game_pb2.ACTION_STATUS_MISMATCH: "mismatch",
@@ -26,30 +28,30 @@ def result_body(result: game_pb2.ActionResult) -> dict:
     return body
 
 
-def result_frame(result: game_pb2.ActionResult, frame_id: Any = None) -> str:
+def result_frame(result: game_pb2.ActionResult, frame_id: Any = None) -> Frame:
     frame = {"type": "result", **result_body(result)}
     if frame_id is not None:
         frame["id"] = frame_id
-    return orjson.dumps(frame).decode()
+    return Frame(frame)
 
 
-def welcome_frame(player_id: str, state_json: str, state_hash: str) -> str:
+def welcome_frame(player_id: str, state_json: str, state_hash: str) -> Frame:
     frame = {
         "type": "welcome",
         "player_id": player_id,
         "state": orjson.loads(state_json or "{}"),
         "state_hash": state_hash,
     }
-    return orjson.dumps(frame).decode()
+    return Frame(frame)
 
 
 def error_frame(
     code: str, message: str, frame_id: Any = None, retry_after_ms: int | None = None
-) -> str:
+) -> Frame:
     error: dict = {"code": code, "message": message}
     if retry_after_ms is not None:
         error["retry_after_ms"] = retry_after_ms
     frame: dict = {"type": "error", "error": error}
     if frame_id is not None:
         frame["id"] = frame_id
-    return orjson.dumps(frame).decode()
+    return Frame(frame)

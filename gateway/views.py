@@ -6,18 +6,23 @@ REST and WebSocket share these encoders so that an entry reads the same on eithe
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from infra.ids import canonical_uuid
+
+if TYPE_CHECKING:
+    # Only for the annotation: wire encodes through the codec, which imports frames, which
+    # imports this module.
+    from gateway.wire import Frame
 
 VIEWS = ("top", "around", "players")
 MAX_PLAYERS = 100
 
 # Hands a subscriber a frame of (board, view); `keep` marks one it must receive as such (a
 # snapshot, or the answer to its subscribe) rather than have replaced by a newer frame.
-Deliver = Callable[[tuple[str, str], str, bool], None]
+Deliver = Callable[[tuple[str, str], "Frame", bool], None]
 
 
 @dataclass(frozen=True)
@@ -84,8 +89,8 @@ def board_frame(
     snapshot: bool,
     entries,
     frame_id: Any = None,
-) -> str:
-    """Encode a complete view as a protocol `board` frame."""
+) -> dict:
+    """A complete view as the body of a protocol `board` frame (gateway.wire.Frame)."""
     frame = {
         "type": "board",
         "board": board,
@@ -97,4 +102,4 @@ def board_frame(
     }
     if frame_id is not None:
         frame["id"] = frame_id
-    return orjson.dumps(frame).decode()
+    return frame

@@ -15,6 +15,7 @@ import structlog
 
 from gateway.clients import Clients
 from gateway.views import Deliver, Resume, ViewSpec, board_frame
+from gateway.wire import Frame
 from infra.errors import PodiumError
 
 log = structlog.get_logger(__name__)
@@ -111,7 +112,7 @@ class WatchedViews:
         self._publish(watches, read)
 
     def _publish(self, watches: list[_Watch], read: dict) -> None:
-        encoded: dict[tuple[ViewSpec, bool], str] = {}
+        encoded: dict[tuple[ViewSpec, bool], Frame] = {}
         for watch in watches:
             key = (watch.deliver, watch.spec.view)
             if self._watches.get(key) is not watch:
@@ -123,15 +124,15 @@ class WatchedViews:
                 continue  # read again at the version the subscriber already has
             if watch.period is None:
                 resumed = watch.resume is not None and watch.resume.unchanged(seq, period)
-                frame = board_frame(
+                body = board_frame(
                     self.board, watch.spec.view, period, seq, not resumed, entries, watch.frame_id
                 )
-                watch.deliver(frame_key, frame, True)
+                watch.deliver(frame_key, Frame(body), True)
             else:
                 reset = watch.period != period
                 if (watch.spec, reset) not in encoded:
-                    encoded[watch.spec, reset] = board_frame(
-                        self.board, watch.spec.view, period, seq, reset, entries
+                    encoded[watch.spec, reset] = Frame(
+                        board_frame(self.board, watch.spec.view, period, seq, reset, entries)
                     )
                 watch.deliver(frame_key, encoded[watch.spec, reset], reset)
             watch.period, watch.seq = period, seq

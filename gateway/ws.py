@@ -14,12 +14,11 @@ import asyncio
 import socket
 from typing import Any
 
-import orjson
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 from podium.game.v1 import game_pb2
 
-from gateway import actions
+from gateway import actions, codec
 from gateway.context import CONTEXT, Context
 from gateway.errors import error_response, podium_error_response
 from gateway.frames import (
@@ -28,6 +27,7 @@ from gateway.frames import (
     PingFrame,
     SubscribeFrame,
     UnsubscribeFrame,
+    parse_fields,
     parse_frame,
 )
 from gateway.identity import authenticate_socket, origin_allowed
@@ -35,10 +35,14 @@ from gateway.outbox import Outbox
 from gateway.results import error_frame, result_frame, welcome_frame
 from gateway.subscriptions import Subscriptions, spec_of
 from gateway.views import Resume
+from gateway.wire import Frame
 from infra.errors import PodiumError
 
 log = structlog.get_logger(__name__)
 
+# WebSocket subprotocols a client may offer; without either it gets JSON.
+JSON_PROTOCOL = "podium.v1.json"
+PROTOBUF_PROTOCOL = "podium.v1.proto"
 # How long a closing socket waits for the client's close frame (and for its own to be sent).
 CLOSE_TIMEOUT_SECONDS = 2.0
 MAX_PENDING_ACTIONS = 256
@@ -52,6 +56,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     context = request.app[CONTEXT]
     settings = context.settings
     ws = web.WebSocketResponse(
+        protocols=(JSON_PROTOCOL, PROTOBUF_PROTOCOL),
         heartbeat=settings.heartbeat_seconds,
         max_msg_size=settings.hard_frame_bytes,
         timeout=CLOSE_TIMEOUT_SECONDS,
@@ -94,6 +99,8 @@ class PlayerSocket:
         self, ws: web.WebSocketResponse, context: Context, player_id: str, session_key: str
     ) -> None:
         self.ws = ws
+        # Chosen by the client at connect: protobuf binary frames, or JSON text frames.
+        self.binary = ws.ws_protocol == PROTOBUF_PROTOCOL
         self.transport: asyncio.BaseTransport | None = None
         self.context = context
         self.player_id = player_id
@@ -143,8 +150,12 @@ class PlayerSocket:
     async def _read(self) -> None:
         async for message in self.ws:
             async with self._frame_lock:
-                if message.type == WSMsgType.TEXT:
-                    await self._on_text(message.data)
+                if message.type == WSMsgType.TEXT and not self.binary:
+                    await self._on_frame(message.data, len(message.data), parse_frame)
+                elif message.type == WSMsgType.BINARY and self.binary:
+                    await self._on_frame(message.data, len(message.data), _parse_binary)
+                elif message.type == WSMsgType.TEXT:
+                    self._refuse(FrameError("TEXT_NOT_SUPPORTED", "send protobuf binary frames"))
                 elif message.type == WSMsgType.BINARY:
                     self._refuse(FrameError("BINARY_NOT_SUPPORTED", "send JSON text frames"))
                 elif message.type == WSMsgType.ERROR:
@@ -187,21 +198,26 @@ class PlayerSocket:
             try:
                 async with asyncio.timeout(stall):
                     for frame in frames:
-                        await self.ws.send_str(frame)
+                        if self.binary:
+                            await self.ws.send_bytes(frame.binary())
+                        else:
+                            await self.ws.send_str(frame.text())
             except TimeoutError:
                 self._close(WSCloseCode.TRY_AGAIN_LATER, "reader stuck")
                 return
             finally:
                 self.writing = False
 
-    async def _on_text(self, text: str) -> None:
+    async def _on_frame(self, data: str | bytes, size: int, parse) -> None:
+        """Act on one frame; `size` is its length in characters or bytes."""
         limit = self.context.settings.max_frame_bytes
-        if len(text) > limit // 4 and len(text.encode()) > limit:
+        # A text frame's bytes are at most four per character; count them only when needed.
+        if size > limit // 4 and len(data.encode() if isinstance(data, str) else data) > limit:
             self._refuse(FrameError("FRAME_TOO_LARGE", f"frames are limited to {limit} bytes"))
             return
 
         try:
-            frame = parse_frame(text)
+            frame = parse(data)
             if isinstance(frame, ActionFrame):
                 await self._act(frame)
             elif isinstance(frame, SubscribeFrame):
@@ -291,9 +307,9 @@ class PlayerSocket:
     def _reply(self, frame: dict, frame_id: Any) -> None:
         if frame_id is not None:
             frame["id"] = frame_id
-        self._send(_json(frame))
+        self._send(Frame(frame))
 
-    def _send(self, frame: str) -> None:
+    def _send(self, frame: Frame) -> None:
         if not self.outbox.put(frame):
             self._close(WSCloseCode.TRY_AGAIN_LATER, "reader too slow")
 
@@ -325,5 +341,5 @@ class PlayerSocket:
         task.add_done_callback(self._tasks.discard)
 
 
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+def _parse_binary(data: bytes):
+    return parse_fields(codec.decode(data))

@@ -13,6 +13,7 @@ from gateway.codec import decode, decode_server, encode
 from gateway.frames import FrameError, parse_fields, parse_frame
 from gateway.results import error_frame, result_frame, welcome_frame
 from gateway.views import board_frame
+from gateway.wire import Frame
 
 MAX_EXACT = 2**53 - 1
 ADA, BOB, CY = (str(uuid.uuid4()) for _ in range(3))
@@ -35,7 +36,7 @@ def _result(status: int, **fields) -> game_pb2.ActionResult:
     )
 
 
-# Every server frame as the gateway's own builders make it today (JSON text, read back).
+# Every server frame as the gateway's own builders make it (its JSON text is read back).
 SERVER_FRAMES = {
     "welcome": welcome_frame(ADA, '{"total": 0, "plays": 0}', "6c3f0d3a"),
     "welcome_without_state": welcome_frame(ADA, "", "h"),
@@ -49,44 +50,48 @@ SERVER_FRAMES = {
             error_message='params must be exactly {"points": <integer 1..1000>}',
         )
     ),
-    "top": board_frame(
-        "global",
-        "top",
-        "all",
-        42,
-        True,
-        [
-            _entry(1, ADA, MAX_EXACT, metadata_json='{"combo": 12, "tag": "no-hit"}'),
-            _entry(2, BOB, 0, subscore=-7),
-            _entry(3, CY, -MAX_EXACT, subscore=MAX_EXACT),
-        ],
-        "top",
+    "top": Frame(
+        board_frame(
+            "global",
+            "top",
+            "all",
+            42,
+            True,
+            [
+                _entry(1, ADA, MAX_EXACT, metadata_json='{"combo": 12, "tag": "no-hit"}'),
+                _entry(2, BOB, 0, subscore=-7),
+                _entry(3, CY, -MAX_EXACT, subscore=MAX_EXACT),
+            ],
+            "top",
+        )
     ),
-    "around_update": board_frame(
-        "best_run",
-        "around",
-        "2026-12-04",
-        2**62,
-        False,
-        [_entry(4, ADA, 4200, subscore=12, metadata_json='{"nested": {"x": [1, null]}}')],
+    "around_update": Frame(
+        board_frame(
+            "best_run",
+            "around",
+            "2026-12-04",
+            2**62,
+            False,
+            [_entry(4, ADA, 4200, subscore=12, metadata_json='{"nested": {"x": [1, null]}}')],
+        )
     ),
-    "empty_view": board_frame("daily", "around", "2026-12-04", 0, True, [], 3),
-    "players": board_frame(
-        "global",
-        "players",
-        "all",
-        42,
-        True,
-        [_entry(1, BOB, 2000, board_rank=2), _entry(2, CY, 2000, board_rank=3)],
-        "friends",
+    "empty_view": Frame(board_frame("daily", "around", "2026-12-04", 0, True, [], 3)),
+    "players": Frame(
+        board_frame(
+            "global",
+            "players",
+            "all",
+            42,
+            True,
+            [_entry(1, BOB, 2000, board_rank=2), _entry(2, CY, 2000, board_rank=3)],
+            "friends",
+        )
     ),
     "error": error_frame("UNKNOWN_TYPE", "unknown frame type", 3),
     "error_without_id": error_frame("INVALID_JSON", "frame is not valid JSON"),
-    "pong": orjson.dumps({"type": "pong", "id": 9}).decode(),
-    "unsubscribed": orjson.dumps({"type": "unsubscribed", "id": "u", "board": "global"}).decode(),
-    "unsubscribed_view": orjson.dumps(
-        {"type": "unsubscribed", "board": "global", "view": "around"}
-    ).decode(),
+    "pong": Frame({"type": "pong", "id": 9}),
+    "unsubscribed": Frame({"type": "unsubscribed", "id": "u", "board": "global"}),
+    "unsubscribed_view": Frame({"type": "unsubscribed", "board": "global", "view": "around"}),
 }
 
 
@@ -99,7 +104,7 @@ def _with_text_id(frame: dict) -> dict:
 
 @pytest.mark.parametrize("name", SERVER_FRAMES)
 def test_server_frames_come_back_as_their_json_form(name):
-    frame = orjson.loads(SERVER_FRAMES[name])
+    frame = orjson.loads(SERVER_FRAMES[name].text())
 
     data = encode(frame)
 
@@ -115,8 +120,8 @@ def test_an_integer_id_travels_as_its_decimal_text():
 
 
 def test_only_a_players_view_has_board_ranks():
-    players = decode_server(encode(orjson.loads(SERVER_FRAMES["players"])))
-    top = decode_server(encode(orjson.loads(SERVER_FRAMES["top"])))
+    players = decode_server(encode(orjson.loads(SERVER_FRAMES["players"].text())))
+    top = decode_server(encode(orjson.loads(SERVER_FRAMES["top"].text())))
 
     assert [entry["board_rank"] for entry in players["entries"]] == [2, 3]
     assert all("board_rank" not in entry for entry in top["entries"])
@@ -133,7 +138,7 @@ def test_a_frame_type_without_a_binary_form_is_our_bug():
     with pytest.raises(ValueError):
         encode({"type": "action", "action_id": ACTION_ID})
     with pytest.raises(ValueError):
-        encode({**orjson.loads(SERVER_FRAMES["applied"]), "status": "maybe"})
+        encode({**orjson.loads(SERVER_FRAMES["applied"].text()), "status": "maybe"})
 
 
 def _envelope(frame_id: str = "", **payload) -> bytes:
