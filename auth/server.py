@@ -56,7 +56,9 @@ async def running(settings: AuthSettings) -> AsyncIterator[int]:
         )
         tickets = Tickets(redis, names)
         server, port, health = await start_server(
-            settings.auth_listen, lambda server: add_to_server(server, deps, tickets)
+            settings.auth_listen,
+            lambda server: add_to_server(server, deps, tickets),
+            settings.grpc_keepalive_ms,
         )
         stack.push_async_callback(shutdown, server, health)
 

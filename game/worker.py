@@ -94,7 +94,9 @@ async def running(
 
         api = GameApi(pools, ruleset)
         server, port, health = await start_server(
-            settings.game_listen, lambda server: add_game_service(server, api)
+            settings.game_listen,
+            lambda server: add_game_service(server, api),
+            settings.grpc_keepalive_ms,
         )
         halt = asyncio.Event()
         task = asyncio.create_task(consumer.run(halt), name="game-consumer")

@@ -21,16 +21,10 @@ from podium.ranking.v1 import ranking_service_pb2_grpc as ranking_grpc
 from gateway.config import GatewaySettings
 from gateway.views import ViewSpec
 from infra.errors import from_rpc_error
+from infra.grpc_server import keepalive_options
 
-# Ping idle channels so a dead peer is noticed; 20 s stays above the server's default minimum.
-_CHANNEL_OPTIONS = [
-    ("grpc.keepalive_time_ms", 20_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.max_pings_without_data", 0),
-    # A target may list several replicas ("ipv4:127.0.0.1:50052,127.0.0.1:50062").
-    ("grpc.lb_policy_name", "round_robin"),
-]
+# A target may list several replicas ("ipv4:127.0.0.1:50052,127.0.0.1:50062").
+_BALANCING = [("grpc.lb_policy_name", "round_robin")]
 
 
 @dataclass
@@ -195,8 +189,9 @@ async def connect(settings: GatewaySettings) -> Clients:
         "game": settings.game_target,
         "ranking": settings.ranking_target,
     }
+    options = [*keepalive_options(settings.grpc_keepalive_ms), *_BALANCING]
     channels = {
-        name: grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
+        name: grpc.aio.insecure_channel(target, options=options)
         for name, target in targets.items()
     }
     nc = await nats.connect(settings.nats_url, name="podium-gateway", max_reconnect_attempts=-1)

@@ -25,6 +25,9 @@ class CommonSettings(BaseSettings):
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     # Deadline for every call one service makes to another: gRPC has none by default.
     rpc_timeout_ms: int = Field(3000, ge=50, le=60000)
+    # gRPC clients ping an idle connection this often and servers accept pings twice as
+    # often, so a long-lived stream with nothing to say is kept open and a dead peer noticed.
+    grpc_keepalive_ms: int = Field(20_000, ge=100, le=3_600_000)
 
     @field_validator("postgres_shards", mode="before")
     @classmethod

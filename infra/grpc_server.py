@@ -14,9 +14,29 @@ log = structlog.get_logger(__name__)
 GRACE_SECONDS = 5.0
 
 
+def keepalive_options(keepalive_ms: int) -> list[tuple[str, int]]:
+    """Channel options of a client that pings every `keepalive_ms` while idle."""
+    return [
+        ("grpc.keepalive_time_ms", keepalive_ms),
+        ("grpc.keepalive_timeout_ms", max(keepalive_ms // 2, 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+
+
+def _server_options(keepalive_ms: int) -> list[tuple[str, int]]:
+    """A server's defaults refuse pings more often than every five minutes on a quiet
+    connection: an idle stream's keepalive would get it closed (GOAWAY, too many pings)."""
+    return [
+        *keepalive_options(keepalive_ms),
+        ("grpc.http2.min_ping_interval_without_data_ms", keepalive_ms // 2),
+    ]
+
+
 async def start_server(
     listen: str,
     add_services: Callable[[grpc.aio.Server], Iterable[str]],
+    keepalive_ms: int = 20_000,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """Bind `listen` (port 0 picks one), register services, and serve them as SERVING.
 
@@ -24,7 +44,7 @@ async def start_server(
     published through grpc.health.v1 and reflection. Returns the server, its port and the
     health servicer, so that the caller can flip services to NOT_SERVING.
     """
-    server = grpc.aio.server()
+    server = grpc.aio.server(options=_server_options(keepalive_ms))
     names = list(add_services(server))
 
     health_servicer = health.aio.HealthServicer()

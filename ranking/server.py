@@ -74,7 +74,9 @@ async def running(settings: RankingSettings, clock: Clock = now_ms) -> AsyncIter
 
         api = RankingApi(store, feed, Pager(redis, store), store.rebuild, periods, clock)
         server, port, health = await start_server(
-            settings.ranking_listen, lambda srv: _add_ranking(srv, api)
+            settings.ranking_listen,
+            lambda srv: _add_ranking(srv, api),
+            settings.grpc_keepalive_ms,
         )
         log.info("serving", port=port, namespace=settings.namespace)
         try:

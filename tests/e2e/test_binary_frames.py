@@ -32,9 +32,7 @@ async def _send(ws, frame_id: str = "", **payload) -> None:
     await ws.send_bytes(pb.Envelope(id=frame_id, **payload).SerializeToString())
 
 
-async def test_a_protobuf_socket_plays_and_watches_the_board_like_a_json_one(
-    players, http, stack
-):
+async def test_a_protobuf_socket_plays_and_watches_the_board_like_a_json_one(players, http, stack):
     player, watcher = await players(connect=False), await players()
     ws = await _proto_socket(http, stack, player)
     welcome = await _receive(ws)
@@ -65,9 +63,7 @@ async def test_a_protobuf_socket_plays_and_watches_the_board_like_a_json_one(
     await ws.close()
 
 
-async def test_bad_binary_frames_get_binary_errors_and_the_socket_stays_open(
-    players, http, stack
-):
+async def test_bad_binary_frames_get_binary_errors_and_the_socket_stays_open(players, http, stack):
     player = await players(connect=False)
     ws = await _proto_socket(http, stack, player)
     await _receive(ws, "welcome")
