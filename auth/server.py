@@ -5,7 +5,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import nats
-import redis.asyncio as aioredis
 import structlog
 
 from auth.announcer import Announcer
@@ -20,6 +19,7 @@ from auth.tickets import Tickets
 from auth.tokens import Tokens
 from infra.grpc_server import shutdown, start_server
 from infra.names import Names
+from infra.redis_client import connect_redis
 from infra.shards import ShardPools
 
 log = structlog.get_logger(__name__)
@@ -41,7 +41,7 @@ async def running(settings: AuthSettings) -> AsyncIterator[int]:
     async with AsyncExitStack() as stack:
         pools = await ShardPools.open(settings.shard_dsns, min_size=1)
         stack.push_async_callback(pools.close)
-        redis = aioredis.from_url(settings.redis_url)
+        redis = connect_redis(settings.redis_url)
         stack.push_async_callback(redis.aclose)
         nc = await nats.connect(settings.nats_url, name="podium-auth", max_reconnect_attempts=-1)
         stack.push_async_callback(nc.drain)

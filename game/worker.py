@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import grpc
 import nats
-import redis.asyncio as aioredis
 import structlog
 from grpc_health.v1 import health as grpc_health
 
@@ -25,6 +24,7 @@ from game.rules import load_ruleset
 from game.rules.base import Ruleset
 from infra.grpc_server import shutdown, start_server
 from infra.history import ensure_history_partitions
+from infra.redis_client import connect_redis
 from infra.shards import ShardPools
 
 log = structlog.get_logger(__name__)
@@ -78,7 +78,7 @@ async def running(
         stack.push_async_callback(pools.close, _CLOSE_SECONDS)
         await _ensure_history(pools)
 
-        redis = aioredis.from_url(
+        redis = connect_redis(
             settings.redis_url,
             socket_timeout=_REDIS_TIMEOUT_SECONDS,
             socket_connect_timeout=_REDIS_TIMEOUT_SECONDS,

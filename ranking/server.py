@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 import nats.aio.client
 import nats.errors
-import redis.asyncio as aioredis
 import structlog
 from podium.ranking.v1 import ranking_service_pb2, ranking_service_pb2_grpc
 
 from infra.grpc_server import shutdown, start_server
 from infra.names import Names
+from infra.redis_client import connect_redis
 from infra.shards import ShardPools
 from ranking.api import RankingApi
 from ranking.board_store import BoardStore
@@ -52,7 +52,7 @@ async def running(settings: RankingSettings, clock: Clock = now_ms) -> AsyncIter
     """
     names = Names(settings.namespace)
     async with contextlib.AsyncExitStack() as stack:
-        redis = aioredis.from_url(settings.redis_url, decode_responses=True)
+        redis = connect_redis(settings.redis_url, decode_responses=True)
         stack.push_async_callback(redis.aclose)
         pools = await ShardPools.open(settings.shard_dsns, min_size=1, max_size=POOL_SIZE)
         stack.push_async_callback(pools.close)
