@@ -60,9 +60,11 @@ def _connections(settings: GatewaySettings):
         sweep = asyncio.create_task(
             sweep_ended_sessions(clients, context.sessions, settings.session_sweep_seconds)
         )
+        stuck = asyncio.create_task(ws.close_stuck_sockets(context))
 
         yield
 
+        stuck.cancel()
         sweep.cancel()
         await ended.unsubscribe()
         await fanout.close()

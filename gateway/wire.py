@@ -13,17 +13,18 @@ from gateway import codec
 class Frame:
     """One server frame (a dict of the JSON protocol's shape) and its cached encodings."""
 
-    __slots__ = ("body", "_text", "_binary")
+    __slots__ = ("body", "_json", "_binary")
 
     def __init__(self, body: dict) -> None:
         self.body = body
-        self._text: str | None = None
+        self._json: bytes | None = None
         self._binary: bytes | None = None
 
-    def text(self) -> str:
-        if self._text is None:
-            self._text = orjson.dumps(self.body).decode()
-        return self._text
+    def json(self) -> bytes:
+        """The JSON text frame's payload, UTF-8 encoded."""
+        if self._json is None:
+            self._json = orjson.dumps(self.body)
+        return self._json
 
     def binary(self) -> bytes:
         if self._binary is None:

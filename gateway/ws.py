@@ -86,6 +86,18 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+async def close_stuck_sockets(context: Context) -> None:
+    """Close with 1013, a few times per stall limit, every socket whose writer has been stuck
+    on one batch of frames for longer than the limit: its client stopped reading."""
+    stall = context.settings.send_stall_seconds
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(max(stall / 4, 0.05))
+        now = loop.time()
+        for player in [player for player in context.players if player.stuck(now, stall)]:
+            player.close_stuck()
+
+
 def _limit_send_buffer(request: web.Request, size: int) -> None:
     sock = request.transport.get_extra_info("socket") if request.transport else None
     if size and sock is not None:
@@ -111,8 +123,9 @@ class PlayerSocket:
         # request waiting for that action's result.
         self.pending: dict[str, list[tuple[Any, str]]] = {}
         self.bad_frames = 0
-        # True while the writer is sending, so a drain can tell when everything went out.
-        self.writing = False
+        # When the writer began its current batch (loop time), or None while it waits for
+        # frames: tells a stuck reader, and a drain when everything went out.
+        self.sending_since: float | None = None
         self._tasks: set[asyncio.Task] = set()
         # Held while a frame is acted on, so the read loop is only ever stopped between frames.
         self._frame_lock = asyncio.Lock()
@@ -186,27 +199,28 @@ class PlayerSocket:
                 self.transport.abort()
 
     async def _write(self) -> None:
-        """Send what the outbox holds; a send that cannot finish in time closes the socket.
+        """Send what the outbox holds, marking when each batch began.
 
         A send waits only when aiohttp's buffer for this socket is full, that is when the
-        client has stopped reading; past the stall limit it is not coming back.
+        client has stopped reading; close_stuck_sockets closes a socket stuck that way for
+        longer than the stall limit. (A timer around every write would cost each broadcast
+        as much again as the write itself.)
         """
-        stall = self.context.settings.send_stall_seconds
+        loop = asyncio.get_running_loop()
         while not self.ws.closed:
             frames = await self.outbox.take()
-            self.writing = True
+            self.sending_since = loop.time()
             try:
-                async with asyncio.timeout(stall):
-                    for frame in frames:
-                        if self.binary:
-                            await self.ws.send_bytes(frame.binary())
-                        else:
-                            await self.ws.send_str(frame.text())
-            except TimeoutError:
-                self._close(WSCloseCode.TRY_AGAIN_LATER, "reader stuck")
-                return
+                for frame in frames:
+                    if self.binary:
+                        await self.ws.send_frame(frame.binary(), WSMsgType.BINARY)
+                    else:
+                        await self.ws.send_frame(frame.json(), WSMsgType.TEXT)
             finally:
-                self.writing = False
+                self.sending_since = None
+
+    def stuck(self, now: float, stall: float) -> bool:
+        return self.sending_since is not None and now - self.sending_since > stall
 
     async def _on_frame(self, data: str | bytes, size: int, parse) -> None:
         """Act on one frame; `size` is its length in characters or bytes."""
@@ -317,6 +331,9 @@ class PlayerSocket:
         """Close from outside the read loop (session ended); serve() does the closing."""
         self._close(code, reason)
 
+    def close_stuck(self) -> None:
+        self._close(WSCloseCode.TRY_AGAIN_LATER, "reader stuck")
+
     async def go_away(self) -> None:
         """Close with 1001 for a gateway that is draining, once the results the player is
         waiting for have arrived (or a few seconds passed) and been sent."""
@@ -324,7 +341,7 @@ class PlayerSocket:
         deadline = loop.time() + DRAIN_RESULTS_SECONDS
         while self.pending and loop.time() < deadline:
             await asyncio.sleep(0.05)
-        while (self.outbox.waiting or self.writing) and loop.time() < deadline:
+        while (self.outbox.waiting or self.sending_since) and loop.time() < deadline:
             await asyncio.sleep(0.01)
         self._close(WSCloseCode.GOING_AWAY, "gateway shutting down")
 

@@ -104,7 +104,7 @@ def _with_text_id(frame: dict) -> dict:
 
 @pytest.mark.parametrize("name", SERVER_FRAMES)
 def test_server_frames_come_back_as_their_json_form(name):
-    frame = orjson.loads(SERVER_FRAMES[name].text())
+    frame = orjson.loads(SERVER_FRAMES[name].json())
 
     data = encode(frame)
 
@@ -120,8 +120,8 @@ def test_an_integer_id_travels_as_its_decimal_text():
 
 
 def test_only_a_players_view_has_board_ranks():
-    players = decode_server(encode(orjson.loads(SERVER_FRAMES["players"].text())))
-    top = decode_server(encode(orjson.loads(SERVER_FRAMES["top"].text())))
+    players = decode_server(encode(orjson.loads(SERVER_FRAMES["players"].json())))
+    top = decode_server(encode(orjson.loads(SERVER_FRAMES["top"].json())))
 
     assert [entry["board_rank"] for entry in players["entries"]] == [2, 3]
     assert all("board_rank" not in entry for entry in top["entries"])
@@ -138,7 +138,7 @@ def test_a_frame_type_without_a_binary_form_is_our_bug():
     with pytest.raises(ValueError):
         encode({"type": "action", "action_id": ACTION_ID})
     with pytest.raises(ValueError):
-        encode({**orjson.loads(SERVER_FRAMES["applied"].text()), "status": "maybe"})
+        encode({**orjson.loads(SERVER_FRAMES["applied"].json()), "status": "maybe"})
 
 
 def _envelope(frame_id: str = "", **payload) -> bytes:

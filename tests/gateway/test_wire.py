@@ -9,9 +9,9 @@ from gateway.wire import Frame
 def test_each_encoding_is_made_once_and_reused():
     frame = Frame({"type": "pong", "id": 7})
 
-    text, binary = frame.text(), frame.binary()
+    text, binary = frame.json(), frame.binary()
 
-    assert frame.text() is text and frame.binary() is binary
+    assert frame.json() is text and frame.binary() is binary
     assert orjson.loads(text) == {"type": "pong", "id": 7}
     assert codec.decode_server(binary) == {"type": "pong", "id": "7"}
 
@@ -19,4 +19,4 @@ def test_each_encoding_is_made_once_and_reused():
 def test_an_encoding_never_asked_for_is_never_made():
     frame = Frame({"type": "no such type"})
 
-    assert orjson.loads(frame.text()) == {"type": "no such type"}
+    assert orjson.loads(frame.json()) == {"type": "no such type"}
