@@ -21,6 +21,7 @@ from devstack.client import PlayerClient
 
 PASSWORD = "bot-password-123"
 RESULT_TIMEOUT_SECONDS = 10.0
+RATE_LIMITED = "ACTION_RATE_LIMITED"
 
 
 @dataclass
@@ -38,15 +39,22 @@ async def play(player: PlayerClient, actions: int, pause: float, tally: Tally) -
     """Send actions one after another, each quoting the last hash the server gave."""
     for _ in range(actions):
         started = time.perf_counter()
-        action_id = await player.act("score", {"points": random.randint(1, 100)})
+        params = {"points": random.randint(1, 100)}
+        action_id = await player.act("score", params)
         tally.sent += 1
         try:
-            result = await player.result(action_id, RESULT_TIMEOUT_SECONDS)
+            answer = await player.answer(action_id, RESULT_TIMEOUT_SECONDS)
+            while answer["type"] == "error" and answer["error"]["code"] == RATE_LIMITED:
+                # Over the gateway's allowance: wait as told and send the same action again.
+                tally.count("rate_limited_retries")
+                await asyncio.sleep(answer["error"]["retry_after_ms"] / 1000)
+                await player.act("score", params, action_id=action_id)
+                answer = await player.answer(action_id, RESULT_TIMEOUT_SECONDS)
         except TimeoutError:
             tally.missing += 1
             continue
         tally.latencies_ms.append((time.perf_counter() - started) * 1000)
-        tally.count(result["status"])
+        tally.count(answer["status"] if answer["type"] == "result" else answer["error"]["code"])
         await asyncio.sleep(pause)
 
 
@@ -100,7 +108,8 @@ def report(tally: Tally) -> None:
     print(
         f"sent {tally.sent}, applied {tally.statuses.get('applied', 0)}, "
         f"mismatched {tally.statuses.get('mismatch', 0)}, "
-        f"rejected {tally.statuses.get('rejected', 0)}, missing {tally.missing}; "
+        f"rejected {tally.statuses.get('rejected', 0)}, missing {tally.missing}, "
+        f"resent after a rate limit {tally.statuses.get('rate_limited_retries', 0)}; "
         f"action to result p50 {p50:.1f} ms, p99 {p99:.1f} ms",
         flush=True,
     )

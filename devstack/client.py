@@ -92,9 +92,12 @@ class PlayerClient:
 
     async def act(self, action: str, params: dict, **overrides) -> str:
         """Send an action with the last state hash seen; returns its action id."""
+        action_id = overrides.pop("action_id", None) or str(uuid.uuid4())
         frame = {
             "type": "action",
-            "action_id": str(uuid.uuid4()),
+            # The id makes a refusal (an error frame) findable by the action it answers.
+            "id": action_id,
+            "action_id": action_id,
             "action": action,
             "params": params,
             "state_hash": self.state_hash,
@@ -122,6 +125,13 @@ class PlayerClient:
         """Wait for an action's result and remember the state it carries."""
         frame = await self.receive("result", timeout, action_id=action_id)
         self.state, self.state_hash = frame["state"], frame["state_hash"]
+        return frame
+
+    async def answer(self, action_id: str, timeout: float = 10.0) -> dict:
+        """The action's result, or the error frame that refused it (a rate limit, say)."""
+        frame = await self.receive(None, timeout, id=action_id)
+        if frame["type"] == "result":
+            self.state, self.state_hash = frame["state"], frame["state_hash"]
         return frame
 
     async def play(self, action: str, params: dict) -> dict:

@@ -5,7 +5,7 @@ import asyncio
 import structlog
 from aiohttp import web
 
-from gateway import action_routes, board_routes, rest, ws
+from gateway import action_routes, api_docs, board_routes, page, rest, ws
 from gateway.clients import connect
 from gateway.config import GatewaySettings
 from gateway.context import CONTEXT, Context
@@ -43,6 +43,9 @@ def build_app(settings: GatewaySettings) -> web.Application:
             web.get("/v1/ws", ws.websocket),
             web.get("/healthz", rest.healthz),
             web.get("/readyz", rest.readyz),
+            web.get("/v1/openapi.json", api_docs.openapi),
+            web.get("/", page.index),
+            web.get("/static/{name}", page.static),
         ]
     )
     return app

@@ -226,3 +226,35 @@ async def test_rest_actions_need_a_genuine_token(http, stack):
 async def test_readyz_says_ready(http, stack):
     async with http.get(stack.url + "/readyz") as reply:
         assert (reply.status, await reply.json()) == (200, {"status": "ready"})
+
+
+async def test_ten_thousand_subscriptions_are_capped_and_the_gateway_is_fine(players):
+    """7 boards x 3 views is 21 keys: past 16 each is refused, the rest replace one another.
+    A client that sends them faster than it reads the answers is closed with 1013."""
+    player, bystander = await players(), await players()
+    boards = ["global", "daily", "weekly", "best_run", "fastest", "hourly_set", "penalties"]
+    views = [
+        {"view": "top", "limit": 3},
+        {"view": "around", "radius": 1},
+        {"view": "players", "players": [player.player_id]},
+    ]
+    frames = [
+        {"type": "subscribe", "id": n, "board": boards[n % 7], **views[(n // 7) % 3]}
+        for n in range(10_000)
+    ]
+
+    try:
+        for frame in frames:
+            await player.send(frame)
+    except aiohttp.ClientConnectionResetError:
+        pass  # closed while sending
+    code = await player.closed_by_server(timeout=30)
+
+    assert code == aiohttp.WSCloseCode.TRY_AGAIN_LATER
+    answers = [frame for frame in player.frames if "id" in frame]
+    refused = {f["error"]["code"] for f in answers if f["type"] == "error"}
+    assert refused <= {"TOO_MANY_SUBSCRIPTIONS"}
+    watched = {(f["board"], f["view"]) for f in answers if f["type"] == "board"}
+    assert len(watched) <= 16
+    await bystander.send({"type": "ping", "id": "fine"})
+    assert (await bystander.receive("pong", id="fine"))["id"] == "fine"

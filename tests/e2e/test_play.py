@@ -180,4 +180,4 @@ async def test_the_bot_plays_and_accounts_for_every_action(stack):
 
     assert bot.returncode == 0, output
     assert "[top 10 seq" in output
-    assert "sent 20, applied 20, mismatched 0, rejected 0, missing 0;" in output
+    assert "sent 20, applied 20, mismatched 0, rejected 0, missing 0," in output
