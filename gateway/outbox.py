@@ -16,6 +16,9 @@ from collections import deque
 from gateway.wire import Frame
 
 MAX_QUEUED_FRAMES = 256
+# Board entries across the queued frames: kept snapshots of big views queue too, and a client
+# that resubscribes without reading must not make the queue hold megabytes.
+MAX_QUEUED_ENTRIES = 2000
 
 Key = tuple[str, str]
 
@@ -28,11 +31,15 @@ class Outbox:
     _boards: dict[Key, tuple[Frame, bool]]
     _wake: asyncio.Event
 
-    def __init__(self, max_frames: int = MAX_QUEUED_FRAMES) -> None:
+    def __init__(
+        self, max_frames: int = MAX_QUEUED_FRAMES, max_entries: int = MAX_QUEUED_ENTRIES
+    ) -> None:
         self._frames = deque()
         self._boards = {}
         self._wake = asyncio.Event()
         self._max_frames = max_frames
+        self._max_entries = max_entries
+        self._entries = 0
 
     @property
     def waiting(self) -> bool:
@@ -41,8 +48,10 @@ class Outbox:
 
     def put(self, frame: Frame) -> bool:
         """Queue a frame; False when the queue is full and the reader is too slow to keep."""
-        if len(self._frames) >= self._max_frames:
+        entries = len(frame.body.get("entries", ()))
+        if len(self._frames) >= self._max_frames or self._entries + entries > self._max_entries:
             return False
+        self._entries += entries
         self._frames.append(frame)
         self._wake.set()
         return True
@@ -68,6 +77,7 @@ class Outbox:
 
         frames = list(self._frames)
         self._frames.clear()
+        self._entries = 0
         frames.extend(frame for frame, _ in self._boards.values())
         self._boards.clear()
         return frames
