@@ -187,12 +187,12 @@ def test_grpc_service_is_probed_natively_on_its_port(name):
         assert spec[probe]["grpc"]["port"] == port_number(name), probe
 
 
-def test_gateway_is_ready_only_when_healthz_answers_and_has_a_liveness_probe():
+def test_gateway_is_ready_only_when_readyz_answers_and_has_a_liveness_probe():
     spec = container("gateway")
 
     ready = spec["readinessProbe"]["httpGet"]
 
-    assert ready["path"] == "/healthz"
+    assert ready["path"] == "/readyz"
     assert ready["port"] in ("http", port_number("gateway"))
     assert spec["livenessProbe"]
 
