@@ -301,11 +301,11 @@ async def test_one_get_views_call_refreshes_every_watched_view_each_encoded_once
     assert all(len(inbox.frames) == 1 for inbox in inboxes)
     assert before and all(asked == 2 for asked in before)
     assert calls == [2]
-    assert [orjson.loads(frame)["id"] for _, frame, _ in answers] == list(range(20))
+    assert [frame.body["id"] for _, frame, _ in answers] == list(range(20))
     assert all(keep for _, _, keep in answers)
     for group in (updates[0::2], updates[1::2]):
         assert all(frame is group[0][1] for _, frame, _ in group)
-    around, among = orjson.loads(updates[0][1]), orjson.loads(updates[1][1])
+    around, among = orjson.loads(updates[0][1].json()), orjson.loads(updates[1][1].json())
     assert _placed(around, x, y, z, w) == [(0, 2), (1, 3), (3, 4)]
     assert _placed(among, x, y, z, w) == [(2, 1, 1), (0, 2, 2)]
     assert updates[0][0] == ("best_run", "around") and updates[1][0] == ("best_run", "players")
