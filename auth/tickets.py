@@ -23,6 +23,9 @@ log = structlog.get_logger(__name__)
 
 TICKET_TTL_SECONDS = 30
 MAX_TICKET_CHARS = 64
+# Tickets one session may be issued per TICKET_TTL_SECONDS: a page reconnecting with backoff
+# needs a handful; more only fills Redis.
+TICKETS_PER_SESSION = 30
 
 
 def invalid_ticket() -> PodiumError:
@@ -30,6 +33,15 @@ def invalid_ticket() -> PodiumError:
         "INVALID_TICKET",
         "the ticket is unknown, expired or already used; ask for a new one",
         grpc.StatusCode.UNAUTHENTICATED,
+    )
+
+
+def tickets_rate_limited(retry_after: int) -> PodiumError:
+    return PodiumError(
+        "TICKET_RATE_LIMITED",
+        "too many tickets for this session; wait before asking again",
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        retry_after_seconds=retry_after,
     )
 
 
@@ -54,6 +66,16 @@ class Tickets:
         self._names = names
 
     async def issue(self, holder: TicketHolder) -> str:
+        """A new ticket for the holder, or TICKET_RATE_LIMITED past the session's allowance."""
+        count_key = self._names.tickets_issued_key(holder.session_key)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(count_key)
+            pipe.expire(count_key, TICKET_TTL_SECONDS, nx=True)
+            pipe.ttl(count_key)
+            issued, _, ttl = await pipe.execute()
+        if issued > TICKETS_PER_SESSION:
+            raise tickets_rate_limited(max(1, ttl))
+
         ticket = secrets.token_urlsafe(24)
         value = "\n".join((holder.player_id, holder.session_key, holder.username))
         key = self._names.ticket_key(_digest(ticket))

@@ -5,6 +5,7 @@ no worker sees it, so its sender must fetch the first copy's result from game in
 """
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable
 
@@ -20,7 +21,8 @@ from infra.errors import PodiumError
 log = structlog.get_logger(__name__)
 
 PUBLISH_TIMEOUT_SECONDS = 2.0
-# How long to keep asking for the first result of a repeated action id that is still queued.
+# Pauses between asks for the first result of a repeated action id that is still queued; the
+# last one repeats for as long as the sender waits.
 RESULT_LOOKUP_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 
@@ -44,7 +46,8 @@ def check_rate(context: Context, player_id: str, frame: ActionFrame) -> None:
 async def publish(context: Context, player_id: str, session_key: str, frame: ActionFrame) -> bool:
     """Queue the action; True when JetStream already had its id (a repeat).
 
-    ACTION_NOT_ACCEPTED when it could not be queued: the client may send it again, as is.
+    ACTION_NOT_ACCEPTED when it could not be queued: the client may send it again, as is, and
+    the allowance it spent is given back.
     """
     names = context.names
     action = game_pb2.Action(
@@ -66,6 +69,7 @@ async def publish(context: Context, player_id: str, session_key: str, frame: Act
         )
     except (NatsError, TimeoutError) as error:
         log.warning("action_not_queued", action_id=action.action_id, error=repr(error))
+        context.action_rates.give_back(player_id)
         raise FrameError(
             "ACTION_NOT_ACCEPTED",
             "the action could not be queued; retry with the same action_id",
@@ -80,9 +84,11 @@ async def first_result(
 ) -> game_pb2.ActionResult | None:
     """The result of the first copy of a repeated action, asked of game until it is there.
 
-    Stops early (None) once `wanted()` turns false: the result came by another way.
+    Keeps asking, at the last delay, for as long as `wanted()` holds: a first copy may wait in
+    the queue for minutes while workers are down, and its sender must still get its answer.
+    Stops (None) once `wanted()` turns false: the result came by another way, or nobody waits.
     """
-    for delay in RESULT_LOOKUP_DELAYS:
+    for attempt in itertools.count():
         if not wanted():
             return None
         try:
@@ -92,6 +98,6 @@ async def first_result(
         else:
             if reply.found:
                 return reply.result
-        await asyncio.sleep(delay)
-    log.warning("result_not_found", action_id=action_id, player_id=player_id)
-    return None
+        if attempt == len(RESULT_LOOKUP_DELAYS):
+            log.warning("result_still_missing", action_id=action_id, player_id=player_id)
+        await asyncio.sleep(RESULT_LOOKUP_DELAYS[min(attempt, len(RESULT_LOOKUP_DELAYS) - 1)])

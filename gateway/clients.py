@@ -10,6 +10,7 @@ import grpc
 import nats
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from nats.aio.client import Client as NATS
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from podium.auth.v1 import auth_service_pb2 as auth_pb
 from podium.auth.v1 import auth_service_pb2_grpc as auth_grpc
@@ -22,6 +23,7 @@ from gateway.config import GatewaySettings
 from gateway.views import ViewSpec
 from infra.errors import from_rpc_error
 from infra.grpc_server import keepalive_options
+from infra.names import Names
 
 # A target may list several replicas ("ipv4:127.0.0.1:50052,127.0.0.1:50062").
 _BALANCING = [("grpc.lb_policy_name", "round_robin")]
@@ -156,7 +158,17 @@ class Clients:
         down = [name for name in self.channels if not await self._serving(name)]
         if not self.nc.is_connected:
             down.append("nats")
+        elif not await self._actions_stream_exists():
+            down.append("jetstream")
         return down
+
+    async def _actions_stream_exists(self) -> bool:
+        """Without the stream every action is refused, though NATS itself answers."""
+        try:
+            await self.js.stream_info(Names(self.settings.namespace).actions_stream)
+        except (NatsError, TimeoutError):
+            return False
+        return True
 
     async def _serving(self, name: str) -> bool:
         stub = health_pb2_grpc.HealthStub(self.channels[name])

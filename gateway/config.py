@@ -5,6 +5,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
+from gateway.origins import normal_origin
 from infra.config import CommonSettings
 
 
@@ -56,3 +57,16 @@ class GatewaySettings(CommonSettings):
         if isinstance(value, str):
             return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _normal_origins(cls, origins: list[str]) -> list[str]:
+        """Each origin in the form browsers send it; `null` and the like are refused, since
+        sandboxed and file: pages would all share it."""
+        normal = []
+        for origin in origins:
+            form = "*" if origin == "*" else normal_origin(origin)
+            if form is None:
+                raise ValueError(f"{origin!r} is not an http(s) origin")
+            normal.append(form)
+        return normal

@@ -49,21 +49,6 @@ async def authenticate_socket(request: web.Request):
     return await request.app[CONTEXT].clients.redeem_ticket(ticket)
 
 
-def origin_allowed(request: web.Request) -> bool:
-    """Whether a browser page at the request's Origin may open a socket here.
-
-    Programs send no Origin and are not asked. A browser always sends one, so a page on
-    another site cannot ride a player's ticket or cookie-less token into our sockets unless
-    the studio listed that site; the gateway's own page (same scheme and host) always may.
-    """
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True
-    allowed = request.app[CONTEXT].settings.allowed_origins
-    own = f"{request.scheme}://{request.host}"
-    return origin == own or origin in allowed or "*" in allowed
-
-
 def client_address(request: web.Request) -> str:
     """The address login limits count against: the peer, or the one a trusted proxy saw."""
     hops = request.app[CONTEXT].settings.trusted_proxy_hops

@@ -35,6 +35,11 @@ class ActionRates:
         self._buckets[player_id] = (tokens - 1.0, now)
         return 0.0
 
+    def give_back(self, player_id: str) -> None:
+        """Return the token of an action that was granted but could not be queued."""
+        tokens, counted = self._buckets.get(player_id, (self._burst, self._clock()))
+        self._buckets[player_id] = (min(self._burst, tokens + 1.0), counted)
+
     def __len__(self) -> int:
         return len(self._buckets)
 

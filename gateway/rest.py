@@ -78,9 +78,10 @@ async def readyz(request: web.Request) -> web.Response:
     """Whether load balancers should send players here: not while draining, nor while a
     service behind the gateway is down."""
     context = request.app[CONTEXT]
+    down = await context.clients.unhealthy()
+    # Checked after the services answered: a drain may have begun while they were asked.
     if context.draining:
         return web.json_response({"status": "draining"}, status=503)
-    down = await context.clients.unhealthy()
     if down:
         return web.json_response({"status": "unavailable", "down": down}, status=503)
     return web.json_response({"status": "ready"})

@@ -30,7 +30,8 @@ from gateway.frames import (
     parse_fields,
     parse_frame,
 )
-from gateway.identity import authenticate_socket, origin_allowed
+from gateway.identity import authenticate_socket
+from gateway.origins import origin_allowed
 from gateway.outbox import Outbox
 from gateway.results import error_frame, result_frame, welcome_frame
 from gateway.subscriptions import Subscriptions, spec_of
@@ -58,14 +59,16 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(
         protocols=(JSON_PROTOCOL, PROTOBUF_PROTOCOL),
         heartbeat=settings.heartbeat_seconds,
-        max_msg_size=settings.hard_frame_bytes,
+        # aiohttp refuses a frame of exactly max_msg_size; the limit is "over hard_frame_bytes".
+        max_msg_size=settings.hard_frame_bytes + 1,
         timeout=CLOSE_TIMEOUT_SECONDS,
     )
     if not ws.can_prepare(request).ok:
         return error_response(426, "UPGRADE_REQUIRED", "this route takes a WebSocket upgrade")
     if context.draining:
         return error_response(503, "DRAINING", "this gateway is shutting down; connect again")
-    if not origin_allowed(request):
+    origins = request.headers.getall("Origin", [])
+    if not origin_allowed(origins, request.host, settings.allowed_origins):
         return error_response(403, "ORIGIN_NOT_ALLOWED", "pages from this origin may not connect")
 
     try:
@@ -158,6 +161,11 @@ class PlayerSocket:
             for board in self.subscriptions.boards():
                 await self.context.fanout.unsubscribe(board, self._deliver_board)
             await subscription.unsubscribe()
+            # aiohttp ends a connection whose pong or close handshake timed out with a graceful
+            # transport close, which waits for the unread buffer to drain: for a client that
+            # stopped reading, forever. Past the close, nothing more is owed to the client.
+            if self.transport is not None:
+                self.transport.abort()
             log.info("socket_closed", player_id=self.player_id, code=self.ws.close_code)
 
     async def _read(self) -> None:
@@ -190,13 +198,9 @@ class PlayerSocket:
                 self.ws.close(code=code, message=reason.encode()), CLOSE_TIMEOUT_SECONDS
             )
         except TimeoutError:
-            # A client that never reads cannot take even the close frame; the connection is
-            # dropped instead.
-            # aiohttp's own fallback closes the transport, which would wait for the unread
-            # buffer to drain first; abort drops it now.
+            # A client that never reads cannot take even the close frame; serve() drops the
+            # connection.
             log.info("socket_close_timed_out", player_id=self.player_id)
-            if self.transport is not None:
-                self.transport.abort()
 
     async def _write(self) -> None:
         """Send what the outbox holds, marking when each batch began.
@@ -262,11 +266,17 @@ class PlayerSocket:
             )
         actions.check_rate(self.context, self.player_id, frame)
 
-        self.pending.setdefault(action_id, []).append((frame.frame_id, frame.action_id))
+        waiter = (frame.frame_id, frame.action_id)
+        self.pending.setdefault(action_id, []).append(waiter)
         try:
             repeat = await actions.publish(self.context, self.player_id, self.session_key, frame)
         except FrameError:
-            self.pending.pop(action_id, None)
+            # Only this frame's wait ends: an earlier copy that was queued still gets its answer.
+            waiters = self.pending.get(action_id, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
+            if not waiters:
+                self.pending.pop(action_id, None)
             raise
         if repeat:
             self._spawn(self._recover_result(action_id))
@@ -337,9 +347,11 @@ class PlayerSocket:
     async def go_away(self) -> None:
         """Close with 1001 for a gateway that is draining, once the results the player is
         waiting for have arrived (or a few seconds passed) and been sent."""
+        if self._close_request is not None:
+            return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + DRAIN_RESULTS_SECONDS
-        while self.pending and loop.time() < deadline:
+        while self.pending and not self.ws.closed and loop.time() < deadline:
             await asyncio.sleep(0.05)
         while (self.outbox.waiting or self.sending_since) and loop.time() < deadline:
             await asyncio.sleep(0.01)

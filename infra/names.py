@@ -79,6 +79,9 @@ class Names:
     def ticket_key(self, digest: str) -> str:
         return f"{self.namespace}:ticket:{digest}"
 
+    def tickets_issued_key(self, session_key: str) -> str:
+        return f"{self.namespace}:tickets_issued:{session_key}"
+
     def player_sessions_key(self, player_id: str) -> str:
         return f"{self.namespace}:player_sessions:{player_id}"
 

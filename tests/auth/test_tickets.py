@@ -82,3 +82,16 @@ async def test_no_ticket_for_an_ended_session_or_a_forged_token(deps, sessions, 
 @pytest.mark.parametrize("ticket", ["", "x" * 65, "ticket\n", "ü" * 8, "a" * 32])
 async def test_made_up_tickets_are_refused_alike(deps, tickets, ticket):
     assert await _refusal(redeem_ticket(deps, tickets, ticket)) == "INVALID_TICKET"
+
+
+async def test_a_session_gets_thirty_tickets_a_half_minute(deps, sessions, tokens, tickets):
+    _, _, token = await _session_token(sessions, tokens)
+    for _ in range(30):
+        await issue_ticket(deps, tickets, token)
+
+    with pytest.raises(PodiumError) as refused:
+        await issue_ticket(deps, tickets, token)
+    assert refused.value.code == "TICKET_RATE_LIMITED"
+    assert 0 < refused.value.retry_after_seconds <= 30
+    _, _, other = await _session_token(sessions, tokens)
+    assert await issue_ticket(deps, tickets, other)

@@ -148,10 +148,11 @@ async def _remove(namespace: str) -> None:
     await client.aclose()
 
     nc = await nats.connect(BASE.nats_url)
-    try:
-        await nc.jetstream().delete_stream(names.actions_stream)
-    except nats.js.errors.NotFoundError:
-        pass
+    for stream in (names.actions_stream, names.dead_letters_stream):
+        try:
+            await nc.jetstream().delete_stream(stream)
+        except nats.js.errors.NotFoundError:
+            pass
     await nc.close()
 
 

@@ -52,6 +52,30 @@ def _stuck_socket(url: str, token: str, frames: list[dict]) -> socket.socket:
     return sock
 
 
+def _established(server_port: int, client_port: int) -> bool:
+    """Whether the server's side of one loopback TCP connection is still open."""
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            local, remote, state = line.split()[1:4]
+            ports = (int(local.split(":")[1], 16), int(remote.split(":")[1], 16))
+            if ports == (server_port, client_port) and state == "01":
+                return True
+    return False
+
+
+async def _until_closed(stack, player_id: str) -> None:
+    """Wait until the gateway logged the player's socket as closed, and a moment more."""
+    for _ in range(300):
+        if any(
+            '"socket_closed"' in line and player_id in line
+            for line in stack.log_path.read_text().splitlines()
+        ):
+            await asyncio.sleep(0.5)
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the stuck socket was never closed")
+
+
 def _rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -90,6 +114,7 @@ async def test_a_reader_that_stops_is_closed_and_holds_up_nobody(players, stack)
     gateway = stack.pid_of("gateway")
     rss_before = _rss_kib(gateway)
     stuck = _stuck_socket(stack.url, stuck_player.access_token, views)
+    stack_port, stuck_port = urlparse(stack.url).port, stuck.getsockname()[1]
     try:
         stop = asyncio.Event()
         playing = [asyncio.create_task(_play_until(runner, stop)) for runner in runners]
@@ -97,6 +122,9 @@ async def test_a_reader_that_stops_is_closed_and_holds_up_nobody(players, stack)
         await asyncio.sleep(4)
         stop.set()
         outcomes = await asyncio.gather(*playing)
+        await _until_closed(stack, stuck_player.player_id)
+        # Checked while the client still holds its end: the gateway must have let go.
+        held = _established(stack_port, stuck_port)
     finally:
         stuck.close()
     rate = sum(played for played, _ in outcomes) / (time.monotonic() - started)
@@ -113,4 +141,5 @@ async def test_a_reader_that_stops_is_closed_and_holds_up_nobody(players, stack)
         if '"socket_closing"' in line and stuck_player.player_id in line
     ]
     assert [(entry["code"], entry["reason"]) for entry in closing] == [(1013, "reader stuck")]
+    assert not held, "the gateway kept the stuck connection open"
     assert _rss_kib(gateway) - rss_before < 64 * 1024

@@ -442,3 +442,11 @@ def test_garbage_inside_a_valid_payload_only_ever_raises_frame_errors():
 
     assert "INVALID_FRAME" in codes
     assert "UNKNOWN_TYPE" in codes
+
+
+def test_a_count_too_big_for_32_bits_is_refused_not_cut_short():
+    subscribe = pb.Subscribe(board="global", view="top", limit=2**32 + 5)
+
+    with pytest.raises(FrameError) as refused:
+        parse_fields(decode(_envelope("s", subscribe=subscribe)))
+    assert refused.value.code == "INVALID_FIELD"

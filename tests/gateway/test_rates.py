@@ -52,3 +52,17 @@ def test_full_buckets_are_forgotten():
     clock.now += 60
     rates.take("ada")
     assert len(rates) == 1
+
+
+def test_an_action_that_could_not_be_queued_gives_its_token_back():
+    clock = Clock()
+    rates = ActionRates(rate=1, burst=2, clock=clock)
+    rates.take("ada")
+    rates.take("ada")
+
+    rates.give_back("ada")
+    assert rates.take("ada") == 0.0
+    assert rates.take("ada") > 0
+
+    rates.give_back("bob")
+    assert [rates.take("bob") for _ in range(3)][:2] == [0.0, 0.0]
