@@ -1,9 +1,10 @@
 """Board change events in, coalesced board views out to every WatchBoard stream.
 
-The process subscribes once to the board change subject. A change marks its board dirty; after
-the coalescing window the board's top is read once, at the largest limit any watcher asked
-for, and each watcher gets its slice. A once-a-second tick also catches period rolls and
-changes whose event was lost (core NATS is at most once), by comparing the board's seq.
+The process subscribes once to the board change subject. A change marks its board dirty; the
+board's top is read at most once per coalescing window (the first change of a quiet board at
+once), at the largest limit any watcher asked for, and each watcher gets its slice. A
+once-a-second tick also catches period rolls and changes whose event was lost (core NATS is at
+most once), by comparing the board's seq.
 """
 
 import asyncio
@@ -210,11 +211,21 @@ class BoardFeed:
             group.wake.set()
 
     async def _follow(self, group: _Group) -> None:
+        """Refresh the board when woken, at most once per coalescing window.
+
+        The window is counted from the last refresh, not from the change: the first change of
+        a board that was quiet for a window goes out at once, and a busy board still goes out
+        only once per window.
+        """
+        loop = asyncio.get_running_loop()
+        refreshed = -self._coalesce
         while True:
             await group.wake.wait()
-            if self._coalesce:
-                await asyncio.sleep(self._coalesce)
+            wait = refreshed + self._coalesce - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
             group.wake.clear()
+            refreshed = loop.time()
 
             try:
                 await self._refresh(group)

@@ -194,6 +194,16 @@ async def _read_view(call) -> pb.WatchBoardResponse:
     return view
 
 
+async def _read_at(call, seq: int) -> pb.WatchBoardResponse:
+    """The first view of a stream at `seq` or later. Views before it are complete views of an
+    earlier moment (a tick that saw another change of the board), so skipping them loses
+    nothing."""
+    while True:
+        view = await _read_view(call)
+        if view.seq >= seq:
+            return view
+
+
 async def _rpc_error(awaitable) -> tuple[grpc.StatusCode, str]:
     """The gRPC status and the Podium error code a call failed with."""
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -236,6 +246,11 @@ async def ranking(serve_ranking):
 @pytest.fixture
 def read_view():
     return _read_view
+
+
+@pytest.fixture
+def read_at():
+    return _read_at
 
 
 @pytest.fixture

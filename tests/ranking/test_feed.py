@@ -81,7 +81,7 @@ async def test_watch_starts_with_a_snapshot_of_the_current_period(ranking, board
 
 
 async def test_a_board_change_pushes_the_new_ranks_and_seq(
-    ranking, boards, nats_client, names, read_view
+    ranking, boards, nats_client, names, read_view, read_at
 ):
     a, b, c = boards.players(3)
     await boards.put("daily", ranking.day, {a: 10, b: 20})
@@ -91,7 +91,7 @@ async def test_a_board_change_pushes_the_new_ranks_and_seq(
     await boards.put("daily", ranking.day, {c: 30, a: 25})
     seq = await boards.bump("daily")
     await publish(nats_client, names, "daily", ranking.day, seq)
-    update = await read_view(call)
+    update = await read_at(call, seq)
     call.cancel()
 
     assert update.snapshot is False
@@ -100,7 +100,7 @@ async def test_a_board_change_pushes_the_new_ranks_and_seq(
 
 
 async def test_watchers_with_different_limits_each_get_their_slice(
-    ranking, boards, nats_client, names, read_view
+    ranking, boards, nats_client, names, read_view, read_at
 ):
     scores = dict(zip(boards.players(6), [60, 50, 40, 30, 20, 10], strict=True))
     await boards.put("daily", ranking.day, scores)
@@ -113,7 +113,7 @@ async def test_watchers_with_different_limits_each_get_their_slice(
     await boards.put("daily", ranking.day, {newcomer: 45})
     seq = await boards.bump("daily")
     await publish(nats_client, names, "daily", ranking.day, seq)
-    narrow_update, wide_update = await read_view(narrow), await read_view(wide)
+    narrow_update, wide_update = await read_at(narrow, seq), await read_at(wide, seq)
     narrow.cancel()
     wide.cancel()
 
@@ -150,7 +150,9 @@ async def test_a_burst_of_changes_is_coalesced_and_ends_on_the_final_state(
     assert [u.seq for u in updates] == sorted({u.seq for u in updates})
 
 
-async def test_an_undecodable_change_is_ignored(ranking, boards, nats_client, names, read_view):
+async def test_an_undecodable_change_is_ignored(
+    ranking, boards, nats_client, names, read_view, read_at
+):
     (player,) = boards.players(1)
     call = ranking.stub.WatchBoard(pb.WatchBoardRequest(board="daily", limit=1))
     await read_view(call)
@@ -159,20 +161,22 @@ async def test_an_undecodable_change_is_ignored(ranking, boards, nats_client, na
     await boards.put("daily", ranking.day, {player: 1})
     seq = await boards.bump("daily")
     await publish(nats_client, names, "daily", ranking.day, seq)
-    update = await read_view(call)
+    update = await read_at(call, seq)
     call.cancel()
 
     assert (update.seq, boards.rows(update.entries)) == (seq, [(1, player, 1)])
 
 
-async def test_a_change_whose_event_was_lost_still_reaches_watchers(ranking, boards, read_view):
+async def test_a_change_whose_event_was_lost_still_reaches_watchers(
+    ranking, boards, read_view, read_at
+):
     (player,) = boards.players(1)
     call = ranking.stub.WatchBoard(pb.WatchBoardRequest(board="daily", limit=1))
     await read_view(call)
 
     await boards.put("daily", ranking.day, {player: 7})
     seq = await boards.bump("daily")
-    update = await read_view(call)
+    update = await read_at(call, seq)
     call.cancel()
 
     assert (update.seq, boards.rows(update.entries)) == (seq, [(1, player, 7)])
@@ -229,3 +233,30 @@ async def test_watch_refuses_an_unknown_board_or_bad_limit(
 
     assert failure == expected
     assert ranking.feed.watching(board) == 0
+
+
+async def test_the_first_change_of_a_quiet_board_goes_out_before_the_window_ends(
+    serve_ranking, boards, nats_client, names, read_view, read_at
+):
+    """A 2-second window: once the board has been quiet for a window, a change is pushed at
+    once; the next one waits for the window's end, counted from that push."""
+    (player,) = boards.players(1)
+    loop = asyncio.get_running_loop()
+    async with serve_ranking(coalesce_ms=2000) as ranking:
+        call = ranking.stub.WatchBoard(pb.WatchBoardRequest(board="daily", limit=1))
+        await read_view(call)
+        # Ranking announces its periods as it starts: let those windows pass.
+        await asyncio.sleep(4.5)
+        arrived = []
+        for score in (1, 2):
+            await boards.put("daily", ranking.day, {player: score})
+            seq = await boards.bump("daily")
+            sent = loop.time()
+            await publish(nats_client, names, "daily", ranking.day, seq)
+            view = await read_at(call, seq)
+            arrived.append((loop.time() - sent, boards.rows(view.entries)))
+        call.cancel()
+
+    (first_wait, first_rows), (second_wait, second_rows) = arrived
+    assert first_rows == [(1, player, 1)] and second_rows == [(1, player, 2)]
+    assert first_wait < 1.0 < second_wait

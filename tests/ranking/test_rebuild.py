@@ -77,7 +77,7 @@ async def test_rebuild_writes_boards_larger_than_one_chunk(ranking, boards):
 
 
 async def test_rebuild_announces_the_change_to_watchers(
-    ranking, boards, nats_client, names, read_view
+    ranking, boards, nats_client, names, read_view, read_at
 ):
     (player,) = boards.players(1)
     changes = asyncio.Queue()
@@ -91,7 +91,7 @@ async def test_rebuild_announces_the_change_to_watchers(
     await boards.score_rows("daily", ranking.day, {player: 8})
 
     rebuilt = await ranking.stub.RebuildBoard(pb.RebuildBoardRequest(board="daily"))
-    update = await read_view(call)
+    update = await read_at(call, rebuilt.seq)
     call.cancel()
     announced = []
     while not announced or announced[-1].seq < rebuilt.seq:
