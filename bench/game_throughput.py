@@ -19,18 +19,15 @@ It uses a namespace and databases of its own and removes them afterwards.
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import signal
-import socket
 import statistics
 import sys
 import time
 import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
@@ -38,6 +35,7 @@ import nats
 import orjson
 import redis.asyncio as aioredis
 import uvloop
+from harness import database_dsn, free_port, progress, save
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 from podium.game.v1 import game_pb2
 
@@ -49,18 +47,7 @@ from infra.names import Names
 from infra.streams import ensure_actions_stream
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 PASSWORD = "bench-password-123"
-
-
-def _dsn(base: str, database: str) -> str:
-    return urlunsplit(urlsplit(base)._replace(path=f"/{database}"))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _chain_params(length: int) -> list[dict]:
@@ -396,7 +383,7 @@ async def run(args: argparse.Namespace) -> dict:
     base = CommonSettings()
     namespace = "bench" + uuid.uuid4().hex[:8]
     databases = [f"podium_{namespace}_{i}" for i in range(args.shards)]
-    dsns = [_dsn(base.postgres_dsn, name) for name in databases]
+    dsns = [database_dsn(base.postgres_dsn, name) for name in databases]
     logs = Path(os.environ.get("TMPDIR", "/tmp")) / namespace
     logs.mkdir(parents=True)
     env = {
@@ -417,26 +404,26 @@ async def run(args: argparse.Namespace) -> dict:
             await migrate(dsn)
         cleanup.push_async_callback(_drop, base, databases, namespace)
 
-        _progress("raw Postgres, one action per transaction")
+        progress("raw Postgres, one action per transaction")
         figures["raw_postgres_single"] = await raw_postgres_single(dsns[0], seconds)
-        _progress("raw Postgres, 256 actions per transaction")
+        progress("raw Postgres, 256 actions per transaction")
         figures["raw_postgres_batched"] = await raw_postgres_batched(dsns[0], seconds)
-        _progress("raw JetStream publish and pull+ack")
+        progress("raw JetStream publish and pull+ack")
         messages = 5_000 if args.quick else 50_000
         figures["raw_jetstream"] = await raw_jetstream(base.nats_url, messages)
-        _progress("game workers alone")
+        progress("game workers alone")
         players, length = (200, 25) if args.quick else (1000, 40)
         figures["workers_alone"] = await workers_alone(
             env, Names(namespace), players, length, args.workers, logs
         )
-        _progress("end to end over WebSockets")
+        progress("end to end over WebSockets")
         stack_env = {
             **env,
             "PODIUM_NAMESPACE": namespace + "e",
-            "PODIUM_HTTP_PORT": str(_free_port()),
-            "PODIUM_AUTH_PORT": str(_free_port()),
-            "PODIUM_RANKING_PORT": str(_free_port()),
-            "PODIUM_GAME_PORT": str(_free_port()),
+            "PODIUM_HTTP_PORT": str(free_port()),
+            "PODIUM_AUTH_PORT": str(free_port()),
+            "PODIUM_RANKING_PORT": str(free_port()),
+            "PODIUM_GAME_PORT": str(free_port()),
             "PODIUM_GAME_WORKERS": str(args.workers),
             "PODIUM_JWT_PRIVATE_KEY_FILE": str(ROOT / ".podium" / "jwt-ed25519.pem"),
         }
@@ -458,7 +445,7 @@ async def run(args: argparse.Namespace) -> dict:
 
 async def _drop(base: CommonSettings, databases: list[str], namespace: str) -> None:
     """Remove the run's databases, streams and Redis keys (both namespaces)."""
-    admin = await asyncpg.connect(_dsn(base.postgres_dsn, "postgres"))
+    admin = await asyncpg.connect(database_dsn(base.postgres_dsn, "postgres"))
     try:
         for name in databases:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -477,10 +464,6 @@ async def _drop(base: CommonSettings, databases: list[str], namespace: str) -> N
     if keys:
         await redis.delete(*keys)
     await redis.aclose()
-
-
-def _progress(step: str) -> None:
-    print(f"... {step}", file=sys.stderr, flush=True)
 
 
 def _report(run: dict) -> str:
@@ -521,11 +504,7 @@ def main() -> None:
     args = parser.parse_args()
 
     result = uvloop.run(run(args))
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"game_throughput-{result['when']}.json"
-    out.write_text(json.dumps(result, indent=2))
-    print(_report(result))
-    print(f"\nwritten to {out}")
+    save("game_throughput", result, _report(result))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Time from a score change to its board frame at the last of N sockets watching one board.
+"""Time from a score change to its board frame at the last of N sockets watching one board,
+and what sockets that never read do to that time.
 
 The issue's figure: 2,000 sockets on this machine subscribed to the top of `global`. The
 sockets share the sessions of a few players (logins are slow on purpose, and a session may hold
@@ -9,29 +10,37 @@ socket. The figure is also split into the first socket's time (the path through 
 ranking and gateway) and the spread from first to last socket (the gateway's fan-out). Every
 process reads CLOCK_MONOTONIC (time.monotonic_ns), which Linux shares between processes.
 
+With `--stuck N` the rounds are played three times in one run, so that the figures share the
+machine's state: without stuck sockets; again once a separate process has opened N sockets that
+subscribe to the same view and never read; and again after the gateway has closed those. It
+also counts the closes the gateway logged for them (`socket_closing`) and samples the gateway's
+RSS throughout. `--churn R` keeps the board changing about R times a second through all of
+it (players of their own, in another process), so that the stuck sockets' buffers fill.
+
 It starts its own stack (`python -m devstack up`, ports and a namespace of its own, removed
 afterwards) unless given the URL of a running one; there the scorer must reach the top `limit`
-of `global` with 1,000 points a round for its rounds to be seen.
+of `global` with 1,000 points a round for its rounds to be seen, and the stuck sockets' closes
+and the gateway's memory are not measured.
 
     .venv/bin/python bench/push_fanout.py [--quick] [--sockets 2000] [--url URL]
+        [--stuck 200 --churn 500 [--stall-seconds 10]]
 """
 
 import argparse
 import asyncio
-import json
+import math
 import multiprocessing
 import os
 import platform
 import signal
-import socket
 import statistics
 import sys
 import time
 import uuid
 from collections import Counter
 from contextlib import AsyncExitStack
+from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
@@ -39,188 +48,53 @@ import nats
 import orjson
 import redis.asyncio as aioredis
 import uvloop
+from harness import database_dsn, free_port, progress, save
+from push_clients import churn_client, load_client, stuck_client
 
 from devstack.client import PlayerClient
 from infra.config import CommonSettings
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 PASSWORD = "bench-password-123"
 # The most one `score` adds: the scorer stays first, so every round changes the top view.
 POINTS = 1000
 # Upgrades in flight over all load clients. Auth's Redis pool refuses calls past 100 at once
 # (redis-py's default) and the gateway answers such an upgrade 503, so stay well below.
 OPENING = 60
-# How long the load clients wait, after the last round, for frames still on their way.
-SETTLE_SECONDS = 10.0
-
-
-def _progress(step: str) -> None:
-    print(f"... {step}", file=sys.stderr, flush=True)
-
-
-def _score_of(frame: dict, player_id: str) -> int | None:
-    for entry in frame["entries"]:
-        if entry["player_id"] == player_id:
-            return entry["score"]
-    return None
-
-
-# Load clients ------------------------------------------------------------------------------
-
-
-class Watcher:
-    """One socket and its board frames as (arrival ns, seq, the scorer's score or None)."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
-        self.frames: list[tuple[int, int, int | None]] = []
-        self.reader: asyncio.Task | None = None
-
-    async def read(self, scorer: str) -> None:
-        async for message in self.ws:
-            arrived = time.monotonic_ns()
-            if message.type != aiohttp.WSMsgType.TEXT:
-                continue
-            frame = orjson.loads(message.data)
-            if frame.get("type") == "board":
-                self.frames.append((arrived, frame["seq"], _score_of(frame, scorer)))
-
-    def arrivals(self, targets: list[int]) -> list[int | None]:
-        """When each target score first showed in an update (later ones count: coalescing)."""
-        found: list[int | None] = [None] * len(targets)
-        reached = 0
-        for arrived, _, score in self.frames[1:]:
-            while reached < len(targets) and score is not None and score >= targets[reached]:
-                found[reached] = arrived
-                reached += 1
-        return found
-
-    @property
-    def went_backwards(self) -> bool:
-        seqs = [seq for _, seq, _ in self.frames]
-        return seqs != sorted(seqs)
-
-
-def _subscribe(limit: int) -> str:
-    frame = {"type": "subscribe", "id": 1, "board": "global", "view": "top", "limit": limit}
-    return orjson.dumps(frame).decode()
-
-
-async def _open(http, url: str, token: str, limit: int, scorer: str, gate) -> Watcher:
-    """A socket subscribed to global's top, its answer recorded and its reader started."""
-    async with gate:
-        ws = await http.ws_connect(url + "/v1/ws", headers={"Authorization": f"Bearer {token}"})
-        watcher = Watcher(ws)
-        welcome = orjson.loads((await ws.receive()).data)
-        if welcome["type"] != "welcome":
-            raise RuntimeError(f"expected a welcome: {welcome}")
-        await ws.send_str(_subscribe(limit))
-        answer = orjson.loads((await ws.receive()).data)
-        if answer.get("id") != 1:
-            raise RuntimeError(f"expected the subscribe's answer: {answer}")
-    watcher.frames.append((time.monotonic_ns(), answer["seq"], _score_of(answer, scorer)))
-    watcher.reader = asyncio.create_task(watcher.read(scorer))
-    return watcher
-
-
-def _load_client(url: str, tokens: list[str], count: int, opening: int, args, conn) -> None:
-    """A load-client process: open `count` sockets, report ready, then report what arrived."""
-    uvloop.run(_serve_load(url, tokens, count, opening, args.limit, args.scorer_id, conn))
-
-
-async def _serve_load(url, tokens: list[str], count: int, opening: int, limit: int, scorer, conn):
-    loop = asyncio.get_running_loop()
-    gate = asyncio.Semaphore(opening)
-    started = time.monotonic()
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-        opened = await asyncio.gather(
-            *(
-                _open(http, url, tokens[n % len(tokens)], limit, scorer, gate)
-                for n in range(count)
-            ),
-            return_exceptions=True,
-        )
-        watchers = [w for w in opened if isinstance(w, Watcher)]
-        errors = Counter(_failure(e) for e in opened if not isinstance(e, Watcher))
-        conn.send(("ready", len(watchers), errors, time.monotonic() - started))
-
-        targets = await loop.run_in_executor(None, conn.recv)
-        deadline = time.monotonic() + SETTLE_SECONDS
-        while time.monotonic() < deadline and not all(
-            w.arrivals(targets[-1:])[0] for w in watchers
-        ):
-            await asyncio.sleep(0.1)
-        conn.send(("report", _summary(watchers, targets)))
-
-        for watcher in watchers:
-            await watcher.ws.close()
-            await watcher.reader
-
-
-def _failure(error: BaseException) -> str:
-    if isinstance(error, aiohttp.WSServerHandshakeError):
-        return f"upgrade answered {error.status}"
-    return f"{type(error).__name__}: {str(error)[:100]}"
-
-
-def _summary(watchers: list[Watcher], targets: list[int]) -> dict:
-    """Per round, the first and last socket's arrival; per socket, what it got."""
-    arrivals = [w.arrivals(targets) for w in watchers]
-    rounds = []
-    for n, target in enumerate(targets):
-        got = [found[n] for found in arrivals if found[n] is not None]
-        rounds.append(
-            {
-                "first_ns": min(got, default=None),
-                "last_ns": max(got, default=None),
-                "reached": len(got),
-                "own_frame": sum(any(f[2] == target for f in w.frames) for w in watchers),
-            }
-        )
-    return {
-        "rounds": rounds,
-        "every_round": sum(None not in found for found in arrivals),
-        "every_round_own_frame": sum({f[2] for f in w.frames} >= set(targets) for w in watchers),
-        "went_backwards": sum(w.went_backwards for w in watchers),
-        "closed_early": sum(w.ws.closed for w in watchers),
-        "frames": sum(len(w.frames) for w in watchers),
-    }
+# The gateway's stall limit when PODIUM_SEND_STALL_SECONDS does not say otherwise.
+DEFAULT_STALL_SECONDS = 10.0
+# How long, past the stall limit, the stuck sockets' closes are waited for: at five frames a
+# second of a small view, the buffers between gateway and client take tens of seconds to fill.
+CLOSE_GRACE_SECONDS = 90.0
+RSS_EVERY_SECONDS = 0.5
 
 
 # The stack ---------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _dsn(base: str, database: str) -> str:
-    return urlunsplit(urlsplit(base)._replace(path=f"/{database}"))
-
-
-async def _start_stack(namespace: str, coalesce_ms: int | None, logs: Path):
+async def _start_stack(namespace: str, args: argparse.Namespace, logs: Path):
     """`python -m devstack up` in a namespace of its own; (url, process) once it is up."""
     base = CommonSettings()
-    dsn = _dsn(base.postgres_dsn, f"podium_{namespace}")
-    http_port = _free_port()
+    dsn = database_dsn(base.postgres_dsn, f"podium_{namespace}")
+    http_port = free_port()
     env = {
         **os.environ,
         "PODIUM_NAMESPACE": namespace,
         "PODIUM_POSTGRES_DSN": dsn,
         "PODIUM_POSTGRES_SHARDS": dsn,
         "PODIUM_HTTP_PORT": str(http_port),
-        "PODIUM_AUTH_PORT": str(_free_port()),
-        "PODIUM_RANKING_PORT": str(_free_port()),
-        "PODIUM_GAME_PORT": str(_free_port()),
+        "PODIUM_AUTH_PORT": str(free_port()),
+        "PODIUM_RANKING_PORT": str(free_port()),
+        "PODIUM_GAME_PORT": str(free_port()),
         "PODIUM_JWT_PRIVATE_KEY_FILE": str(ROOT / ".podium" / "jwt-ed25519.pem"),
-        # 2,000 socket_opened lines would be load of their own.
-        "PODIUM_LOG_LEVEL": "WARNING",
+        # 2,000 socket_opened lines would be load of their own; the stuck sockets' closes
+        # are counted from the gateway's info lines, so with those they are written.
+        "PODIUM_LOG_LEVEL": "INFO" if args.stuck else "WARNING",
     }
-    if coalesce_ms is not None:
-        env["PODIUM_COALESCE_MS"] = str(coalesce_ms)
+    if args.coalesce_ms is not None:
+        env["PODIUM_COALESCE_MS"] = str(args.coalesce_ms)
+    if args.stall_seconds is not None:
+        env["PODIUM_SEND_STALL_SECONDS"] = str(args.stall_seconds)
     log_path = logs / "stack.log"
     with log_path.open("ab") as log:
         process = await asyncio.create_subprocess_exec(
@@ -248,7 +122,7 @@ async def _stop_stack(process) -> None:
 async def _remove(namespace: str) -> None:
     """Drop the stack's database, streams and Redis keys."""
     base = CommonSettings()
-    admin = await asyncpg.connect(_dsn(base.postgres_dsn, "postgres"))
+    admin = await asyncpg.connect(database_dsn(base.postgres_dsn, "postgres"))
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "podium_{namespace}" WITH (FORCE)')
     finally:
@@ -291,17 +165,18 @@ def _cpu_seconds(pid: int) -> float:
 # The run -----------------------------------------------------------------------------------
 
 
+async def _login(http, url: str) -> PlayerClient:
+    player = PlayerClient(http, url)
+    name = f"f{uuid.uuid4().hex[:12]}"
+    await player.register(name, PASSWORD)
+    await player.login(name, PASSWORD)
+    return player
+
+
 async def _players(http, url: str, sessions: int) -> tuple[PlayerClient, list[str]]:
     """A connected scorer, and the access tokens of `sessions` players who each scored once
     (so that the top view the sockets watch is full-sized)."""
-    made = []
-    for _ in range(sessions + 1):
-        player = PlayerClient(http, url)
-        name = f"f{uuid.uuid4().hex[:12]}"
-        await player.register(name, PASSWORD)
-        await player.login(name, PASSWORD)
-        made.append(player)
-    scorer, *owners = made
+    scorer, *owners = [await _login(http, url) for _ in range(sessions + 1)]
     for n, owner in enumerate(owners):
         await owner.connect()
         await owner.play("score", {"points": n + 1})
@@ -310,8 +185,9 @@ async def _players(http, url: str, sessions: int) -> tuple[PlayerClient, list[st
     return scorer, [owner.access_token for owner in owners]
 
 
-async def _rounds(scorer: PlayerClient, rounds: int, interval: float) -> list[dict]:
-    """Play once per interval; each round's send and result times and the score it set.
+async def _rounds(scorer: PlayerClient, rounds: int, interval: float, more=None) -> list[dict]:
+    """Play once per interval, `rounds` times and then for as long as `more()` says; each
+    round's send and result times and the score it set.
 
     A first play, not timed, warms the path: a player's first action takes far longer.
     """
@@ -319,79 +195,252 @@ async def _rounds(scorer: PlayerClient, rounds: int, interval: float) -> list[di
     await asyncio.sleep(interval)
     played = []
     start = time.monotonic()
-    for n in range(rounds):
-        await asyncio.sleep(max(0.0, start + n * interval - time.monotonic()))
+    while len(played) < rounds or (more is not None and more()):
+        await asyncio.sleep(max(0.0, start + len(played) * interval - time.monotonic()))
         sent = time.monotonic_ns()
         result = await scorer.play("score", {"points": POINTS})
         answered = time.monotonic_ns()
         played.append({"sent_ns": sent, "result_ns": answered, "score": result["score"]})
         if result["status"] != "applied":
             raise RuntimeError(f"the scorer's action was not applied: {result}")
-        if (n + 1) % 10 == 0 or n + 1 == rounds:
-            _progress(f"round {n + 1}/{rounds}")
+        if len(played) % 10 == 0:
+            progress(f"round {len(played)}")
     return played
+
+
+def _spawn(target, *args) -> tuple:
+    """A client process and our end of its pipe."""
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    process = context.Process(target=target, args=(*args, theirs), daemon=True)
+    process.start()
+    return process, ours
 
 
 def _start_clients(url: str, tokens: list[str], args) -> list[tuple]:
     """Load-client processes sharing the sockets out; (process, connection) each."""
-    context = multiprocessing.get_context("spawn")
-    started = []
-    for n in range(args.clients):
-        count = args.sockets // args.clients + (n < args.sockets % args.clients)
-        ours, theirs = context.Pipe()
-        process = context.Process(
-            target=_load_client,
-            args=(url, tokens, count, max(1, OPENING // args.clients), args, theirs),
-            daemon=True,
+    opening = max(1, OPENING // args.clients)
+    return [
+        _spawn(
+            load_client,
+            url,
+            tokens,
+            args.sockets // args.clients + (n < args.sockets % args.clients),
+            opening,
+            args.limit,
+            args.scorer_id,
         )
-        process.start()
-        started.append((process, ours))
-    return started
+        for n in range(args.clients)
+    ]
 
 
 async def _receive(conn, kind: str):
     message = await asyncio.get_running_loop().run_in_executor(None, conn.recv)
     if message[0] != kind:
-        raise RuntimeError(f"a load client sent {message[0]!r}, not {kind!r}")
+        raise RuntimeError(f"a client process sent {message[0]!r}, not {kind!r}")
     return message[1:]
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+async def _sample_rss(pid: int, samples: list[tuple[float, int]]) -> None:
+    """(monotonic time, RSS in KiB) of the gateway every RSS_EVERY_SECONDS."""
+    while True:
+        samples.append((time.monotonic(), _rss_kib(pid)))
+        await asyncio.sleep(RSS_EVERY_SECONDS)
+
+
+async def _phase(name: str, scorer, clients: list[tuple], pids: dict, args, opened, more=None):
+    """Play the rounds once and gather what every load client saw of them."""
+    progress(f"rounds {name}")
+    load_before = os.getloadavg()[0]
+    cpu_before = {proc: _cpu_seconds(pid) for proc, pid in pids.items()}
+    began = time.monotonic()
+    played = await _rounds(scorer, args.rounds, args.interval, more)
+    elapsed = time.monotonic() - began
+    cpu = {proc: _cpu_seconds(pid) - cpu_before[proc] for proc, pid in pids.items()}
+    for _, conn in clients:
+        conn.send([round_["score"] for round_ in played])
+    reports = [(await _receive(conn, "report"))[0] for _, conn in clients]
+    return {
+        "name": name,
+        "began": began,
+        "ended": began + elapsed,
+        "figures": _figures(played, reports, opened),
+        # Busy share of one core for each process while the rounds were played.
+        "cpu_share": {proc: round(seconds / elapsed, 2) for proc, seconds in cpu.items()},
+        "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
+    }
+
+
+def _closes(log: Path | None, stuck_ids: set[str], opened_at: float) -> dict | None:
+    """What the gateway logged of sockets it closed: the stuck players' by code and reason,
+    with seconds from the stuck sockets' opening; anyone else's by the same."""
+    if log is None:
+        return None
+    stuck, others, after, timed_out = Counter(), Counter(), [], 0
+    for line in log.read_text(errors="replace").splitlines():
+        if '"socket_clos' not in line:
+            continue
+        try:
+            entry = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        ours = entry.get("player_id") in stuck_ids
+        if entry.get("event") == "socket_close_timed_out":
+            timed_out += ours
+        elif entry.get("event") == "socket_closing":
+            (stuck if ours else others)[f"{entry['code']} {entry['reason']}"] += 1
+            if ours:
+                after.append(datetime.fromisoformat(entry["ts"]).timestamp() - opened_at)
+    return {
+        "stuck": dict(stuck),
+        "stuck_closed": sum(stuck.values()),
+        "stuck_seconds_after_opening": {
+            "first": round(min(after), 1) if after else None,
+            "last": round(max(after), 1) if after else None,
+        },
+        # Closes whose close frame could not be written either: the connection was dropped.
+        "stuck_close_timed_out": timed_out,
+        "other_sockets": dict(others),
+    }
+
+
+async def _all_closed(log, stuck_ids: set[str], opened_at: float, count: int, deadline: float):
+    """Return once the gateway has logged closing every stuck socket, or at the deadline."""
+    while log is not None and time.monotonic() < deadline:
+        if _closes(log, stuck_ids, opened_at)["stuck_closed"] >= count:
+            return
+        await asyncio.sleep(0.5)
+
+
+async def _stuck_phases(args, http, url, log, scorer, clients, pids, opened, samples) -> dict:
+    """Rounds from the stuck sockets' opening until the gateway has closed them all (their
+    buffers fill, the writers stall, the stall limit passes, they are closed), then rounds
+    again without them."""
+    stuck_players = [await _login(http, url) for _ in range(math.ceil(args.stuck / 100))]
+    stuck_ids = {player.player_id for player in stuck_players}
+    rss_before = samples[-1][1] if samples else None
+    progress(f"opening {args.stuck} stuck sockets")
+    process, conn = _spawn(
+        stuck_client, url, [p.access_token for p in stuck_players], args.stuck, args.limit
+    )
+    count, errors, seconds, opened_at = await _receive(conn, "ready")
+    opened_mono = time.monotonic() - (time.time() - opened_at)
+    progress(f"{count} stuck sockets open in {seconds:.1f} s {dict(errors) or ''}")
+
+    stall = args.stall_seconds or float(
+        os.environ.get("PODIUM_SEND_STALL_SECONDS", DEFAULT_STALL_SECONDS)
+    )
+    deadline = opened_mono + stall + CLOSE_GRACE_SECONDS
+    closing = asyncio.create_task(_all_closed(log, stuck_ids, opened_at, count, deadline))
+    name = f"with {count} stuck sockets"
+    with_stuck = await _phase(
+        name, scorer, clients, pids, args, opened, lambda: not closing.done()
+    )
+    await closing
+    closed_mono = time.monotonic()
+    closes = _closes(log, stuck_ids, opened_at)
+    conn.send("report")
+    (states,) = await _receive(conn, "report")
+    process.join(30)
+    after = await _phase("after they were closed", scorer, clients, pids, args, opened)
+
+    during = [kib for at, kib in samples if opened_mono <= at <= closed_mono]
+    return {
+        "phases": [with_stuck, after],
+        "stuck": {
+            "opened": count,
+            "open_errors": dict(errors),
+            "stall_seconds": stall,
+            "closes": closes,
+            # Read by the stuck client once the closes were logged, before it closed them.
+            "tcp_states": states,
+            "rounds_seconds_after_opening": [
+                round(with_stuck["began"] - opened_mono, 1),
+                round(with_stuck["ended"] - opened_mono, 1),
+            ],
+        },
+        "rss_kib": {
+            "before_stuck": rss_before,
+            "peak_with_stuck": max(during, default=None),
+            "when_closed": during[-1] if during else None,
+            "after": samples[-1][1] if samples else None,
+        },
+    }
+
+
+async def _churn_stop(churn: tuple) -> dict:
+    process, conn = churn
+    conn.send("stop")
+    outcomes, elapsed = await _receive(conn, "report")
+    process.join(30)
+    return {
+        "outcomes": outcomes,
+        "seconds": round(elapsed, 1),
+        "applied_per_second": round(outcomes.get("applied", 0) / elapsed),
+    }
 
 
 async def run(args: argparse.Namespace) -> dict:
     namespace = "push" + uuid.uuid4().hex[:8]
     load_before = os.getloadavg()[0]
     logs = Path(os.environ.get("TMPDIR", "/tmp")) / namespace
+    result: dict = {}
     async with AsyncExitStack() as cleanup:
         url, stack = args.url, None
         if url is None:
             logs.mkdir(parents=True)
             cleanup.push_async_callback(_remove, namespace)
-            _progress(f"starting the stack ({namespace}, log in {logs})")
-            url, stack = await _start_stack(namespace, args.coalesce_ms, logs)
+            progress(f"starting the stack ({namespace}, log in {logs})")
+            url, stack = await _start_stack(namespace, args, logs)
             cleanup.push_async_callback(_stop_stack, stack)
         http = await cleanup.enter_async_context(aiohttp.ClientSession())
 
-        _progress(f"logging in {args.sessions + 1} players")
+        progress(f"logging in {args.sessions + 1} players")
         scorer, tokens = await _players(http, url, args.sessions)
         cleanup.push_async_callback(scorer.close)
         args.scorer_id = scorer.player_id
-        _progress(f"opening {args.sockets} sockets in {args.clients} load clients")
+        progress(f"opening {args.sockets} sockets in {args.clients} load clients")
         clients = _start_clients(url, tokens, args)
         ready = [await _receive(conn, "ready") for _, conn in clients]
         opened = sum(count for count, _, _ in ready)
         errors = dict(sum((found for _, found, _ in ready), Counter()))
-        _progress(f"{opened} sockets open in {max(s for _, _, s in ready):.1f} s {errors or ''}")
+        progress(f"{opened} sockets open in {max(s for _, _, s in ready):.1f} s {errors or ''}")
 
         pids = _service_pids(stack.pid) if stack else {}
         pids.update({f"load_client_{n}": p.pid for n, (p, _) in enumerate(clients)})
-        cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
-        began = time.monotonic()
-        played = await _rounds(scorer, args.rounds, args.interval)
-        elapsed = time.monotonic() - began
-        cpu = {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
-        for _, conn in clients:
-            conn.send([round_["score"] for round_ in played])
-        reports = [(await _receive(conn, "report"))[0] for _, conn in clients]
-        for process, _ in clients:
+        churn = None
+        if args.churn:
+            progress(f"logging in players to change the board {args.churn} times a second")
+            churn = _spawn(churn_client, url, args.churn)
+            (players,) = await _receive(churn[1], "ready")
+            pids["churn_client"] = churn[0].pid
+            churn[1].send("go")
+            await asyncio.sleep(args.interval)
+        samples: list[tuple[float, int]] = []
+        if "gateway" in pids:
+            sampler = asyncio.create_task(_sample_rss(pids["gateway"], samples))
+            cleanup.callback(sampler.cancel)
+
+        phases = [await _phase("without stuck sockets", scorer, clients, pids, args, opened)]
+        if args.stuck:
+            log = logs / "stack.log" if stack else None
+            stuck = await _stuck_phases(
+                args, http, url, log, scorer, clients, pids, opened, samples
+            )
+            phases += stuck.pop("phases")
+            result |= stuck
+        if churn:
+            result["churn"] = {"players": players, "asked_per_second": args.churn}
+            result["churn"] |= await _churn_stop(churn)
+        for process, conn in clients:
+            conn.send(None)
             process.join(30)
 
     return {
@@ -407,14 +456,34 @@ async def run(args: argparse.Namespace) -> dict:
             key: getattr(args, key)
             for key in ("sockets", "rounds", "interval", "clients", "sessions", "limit")
         }
-        | {"coalesce_ms": args.coalesce_ms, "own_stack": args.url is None},
+        | {key: getattr(args, key) for key in ("coalesce_ms", "stuck", "churn", "stall_seconds")}
+        | {"own_stack": args.url is None},
         "opened": opened,
         "open_errors": errors,
-        "figures": _figures(played, reports, opened),
-        # Busy share of one core for each process while the rounds were played.
-        "cpu_share": {name: round(seconds / elapsed, 2) for name, seconds in cpu.items()},
+        "phases": [_public(phase) for phase in phases],
+        "with_over_without": _ratios(phases),
+        **result,
         "logs": str(logs) if stack else None,
     }
+
+
+def _public(phase: dict) -> dict:
+    return {key: value for key, value in phase.items() if key not in ("began", "ended")}
+
+
+def _ratios(phases: list[dict]) -> dict | None:
+    """The with-stuck phase's latencies over those of each phase without."""
+    if len(phases) < 2:
+        return None
+    with_stuck = phases[1]["figures"]
+    ratios = {}
+    for other in (phases[0], phases[2]):
+        for figure in ("send_to_last_socket", "first_to_last_socket"):
+            for stat in ("p50_ms", "p99_ms"):
+                over, under = with_stuck[figure][stat], other["figures"][figure][stat]
+                key = f"{figure} {stat[:3]} / {other['name']}"
+                ratios[key] = round(over / under, 2) if over and under else None
+    return ratios
 
 
 def _stats(samples: list[float]) -> dict:
@@ -468,7 +537,18 @@ def _figures(played: list[dict], reports: list[dict], opened: int) -> dict:
 
 
 def _report(run: dict) -> str:
-    f, s = run["figures"], run["settings"]
+    lines = []
+    for phase in run["phases"]:
+        lines += [f"## Rounds {phase['name']}", "", *_phase_report(run, phase), ""]
+    if run["with_over_without"]:
+        lines += ["## With stuck sockets over without", "", "| ratio | value |", "|---|---|"]
+        lines += [f"| {key} | {value} |" for key, value in run["with_over_without"].items()]
+        lines += ["", *_stuck_report(run)]
+    return "\n".join(lines)
+
+
+def _phase_report(run: dict, phase: dict) -> list[str]:
+    f, s = phase["figures"], run["settings"]
     rows = [
         ("score sent -> frame at the last socket", f["send_to_last_socket"]),
         ("result arrived -> frame at the last socket", f["result_to_last_socket"]),
@@ -490,14 +570,46 @@ def _report(run: dict) -> str:
     for name, stat in rows:
         p50, p99, top = (stat[key] for key in ("p50_ms", "p99_ms", "max_ms"))
         lines.append(f"| {name} | {p50} ms | {p99} ms | {top} ms |")
-    shares = ", ".join(f"{name} {share:.2f}" for name, share in run["cpu_share"].items())
-    load = run["machine"]["load_average_1min"]
-    lines += [
+    shares = ", ".join(f"{name} {share:.2f}" for name, share in phase["cpu_share"].items())
+    load = phase["load_average_1min"]
+    return lines + [
         "",
         f"CPU, in cores busy during the rounds: {shares}",
         f"Load average (1 min) before and after: {load['before']:.2f}, {load['after']:.2f}",
     ]
-    return "\n".join(lines)
+
+
+def _stuck_report(run: dict) -> list[str]:
+    stuck, rss, churn = run["stuck"], run["rss_kib"], run.get("churn")
+    lines = [
+        f"Stuck sockets: {stuck['opened']} opened {stuck['open_errors'] or ''}, stall limit"
+        f" {stuck['stall_seconds']} s; their rounds ran from"
+        f" {stuck['rounds_seconds_after_opening'][0]} to"
+        f" {stuck['rounds_seconds_after_opening'][1]} s after they were open.",
+    ]
+    closes = stuck["closes"]
+    if closes is not None:
+        seconds = closes["stuck_seconds_after_opening"]
+        lines.append(
+            f"Closed by the gateway, as logged: {closes['stuck_closed']} ({closes['stuck']}),"
+            f" {seconds['first']}-{seconds['last']} s after opening; close frame timed out:"
+            f" {closes['stuck_close_timed_out']}; other sockets closed: {closes['other_sockets']}."
+        )
+    lines.append(f"The stuck connections, as the stuck client found them: {stuck['tcp_states']}.")
+    if rss["before_stuck"] is not None:
+        mib = {key: round(value / 1024, 1) for key, value in rss.items() if value is not None}
+        lines.append(
+            f"Gateway RSS (MiB): before {mib.get('before_stuck')}, peak while stuck"
+            f" {mib.get('peak_with_stuck')}, when all were closed {mib.get('when_closed')},"
+            f" at the end {mib.get('after')}."
+        )
+    if churn:
+        lines.append(
+            f"Churn: {churn['players']} players asked for {churn['asked_per_second']}/s, played"
+            f" {churn['applied_per_second']}/s applied over {churn['seconds']} s"
+            f" ({churn['outcomes']})."
+        )
+    return lines
 
 
 def main() -> None:
@@ -513,16 +625,21 @@ def main() -> None:
     parser.add_argument(
         "--coalesce-ms", type=int, help="ranking's coalescing window for our own stack"
     )
+    parser.add_argument(
+        "--stuck", type=int, default=0, help="also run the rounds beside this many stuck sockets"
+    )
+    parser.add_argument(
+        "--churn", type=float, default=0, help="extra board changes a second, all through"
+    )
+    parser.add_argument(
+        "--stall-seconds", type=float, help="the gateway's stall limit for our own stack"
+    )
     args = parser.parse_args()
     if args.quick:
         args.sockets, args.rounds = 500, 10
 
     result = uvloop.run(run(args))
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"push_fanout-{result['when']}.json"
-    out.write_text(json.dumps(result, indent=2))
-    print(_report(result))
-    print(f"\nwritten to {out}")
+    save("push_fanout", result, _report(result))
 
 
 if __name__ == "__main__":
