@@ -11,7 +11,9 @@ and the client, whose answer then fails, sees 1006 instead of our close code.
 """
 
 import asyncio
+import contextlib
 import socket
+import struct
 from typing import Any
 
 import structlog
@@ -47,6 +49,8 @@ PROTOBUF_PROTOCOL = "podium.v1.proto"
 # How long a closing socket waits for the client's close frame (and for its own to be sent).
 CLOSE_TIMEOUT_SECONDS = 2.0
 MAX_PENDING_ACTIONS = 256
+# SO_LINGER on, for 0 seconds: close() resets the connection instead of sending what is queued.
+_RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 # How long a draining gateway waits for a socket's pending results before closing it anyway.
 DRAIN_RESULTS_SECONDS = 5.0
 
@@ -161,12 +165,25 @@ class PlayerSocket:
             for board in self.subscriptions.boards():
                 await self.context.fanout.unsubscribe(board, self._deliver_board)
             await subscription.unsubscribe()
-            # aiohttp ends a connection whose pong or close handshake timed out with a graceful
-            # transport close, which waits for the unread buffer to drain: for a client that
-            # stopped reading, forever. Past the close, nothing more is owed to the client.
-            if self.transport is not None:
-                self.transport.abort()
+            self._let_go()
             log.info("socket_closed", player_id=self.player_id, code=self.ws.close_code)
+
+    def _let_go(self) -> None:
+        """Release the connection once the socket is over.
+
+        aiohttp ends a connection whose pong or close handshake timed out with a graceful
+        transport close, which waits for the unsent buffer to drain: for a client that stopped
+        reading, forever. Aborting frees our buffers, but the kernel would still hold its send
+        queue and keep the connection half-open for minutes; for a socket that did not end
+        with a close handshake, a zero linger makes the kernel drop it with a reset instead.
+        """
+        if self.transport is None:
+            return
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None and self.ws.close_code in (None, WSCloseCode.ABNORMAL_CLOSURE):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+        self.transport.abort()
 
     async def _read(self) -> None:
         async for message in self.ws:
