@@ -49,6 +49,9 @@ PROTOBUF_PROTOCOL = "podium.v1.proto"
 # How long a closing socket waits for the client's close frame (and for its own to be sent).
 CLOSE_TIMEOUT_SECONDS = 2.0
 MAX_PENDING_ACTIONS = 256
+# A board frame goes straight to a socket's transport only while less than this is buffered
+# there; past it, frames wait in the outbox, where only the latest of each view is kept.
+WRITE_THROUGH_LIMIT = 16 * 1024
 # SO_LINGER on, for 0 seconds: close() resets the connection instead of sending what is queued.
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 # How long a draining gateway waits for a socket's pending results before closing it anyway.
@@ -62,6 +65,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     settings = context.settings
     ws = web.WebSocketResponse(
         protocols=(JSON_PROTOCOL, PROTOBUF_PROTOCOL),
+        # Compressed frames would differ per socket (each has its own deflate context), and a
+        # broadcast frame is written once for every socket (gateway.wire).
+        compress=False,
         heartbeat=settings.heartbeat_seconds,
         # aiohttp refuses a frame of exactly max_msg_size; the limit is "over hard_frame_bytes".
         max_msg_size=settings.hard_frame_bytes + 1,
@@ -120,7 +126,7 @@ class PlayerSocket:
         self.ws = ws
         # Chosen by the client at connect: protobuf binary frames, or JSON text frames.
         self.binary = ws.ws_protocol == PROTOBUF_PROTOCOL
-        self.transport: asyncio.BaseTransport | None = None
+        self.transport: asyncio.Transport | None = None
         self.context = context
         self.player_id = player_id
         self.session_key = session_key
@@ -341,9 +347,25 @@ class PlayerSocket:
             reply["view"] = frame.view
         self._reply(reply, frame.frame_id)
 
-    def _deliver_board(self, key: tuple[str, str], frame: str, keep: bool) -> None:
-        if not self.outbox.put_board(key, frame, keep):
+    def _deliver_board(self, key: tuple[str, str], frame: Frame, keep: bool) -> None:
+        """Hand over a board frame: straight to the transport when nothing is queued or being
+        written and the transport's buffer is small (the common case, one write and no task
+        switch), else into the outbox for the writer."""
+        if self._writes_through():
+            self.transport.write(frame.wire(self.binary))
+        elif not self.outbox.put_board(key, frame, keep):
             self._close(WSCloseCode.TRY_AGAIN_LATER, "reader too slow")
+
+    def _writes_through(self) -> bool:
+        transport = self.transport
+        return (
+            self.sending_since is None
+            and not self.outbox.waiting
+            and self._close_request is None
+            and transport is not None
+            and not transport.is_closing()
+            and transport.get_write_buffer_size() < WRITE_THROUGH_LIMIT
+        )
 
     def _reply(self, frame: dict, frame_id: Any) -> None:
         if frame_id is not None:
