@@ -145,13 +145,14 @@ class PlayerSocket:
         self._close_request: tuple[int, str] | None = None
         self._close_requested = asyncio.Event()
 
-    async def serve(self, welcome: str) -> None:
+    async def serve(self, welcome: Frame) -> None:
         names = self.context.names
         subscription = await self.context.clients.nc.subscribe(
             names.result_subject(self.session_key), cb=self._on_result
         )
         writer = asyncio.create_task(self._write())
         self._send(welcome)
+        del welcome  # sent: not held for the socket's whole life
         await self.context.sessions.add(self.session_key, self.close)
         log.info("socket_opened", player_id=self.player_id, session_key=self.session_key)
 
@@ -245,6 +246,9 @@ class PlayerSocket:
                         await self.ws.send_frame(frame.json(), WSMsgType.TEXT)
             finally:
                 self.sending_since = None
+                # An idle socket would otherwise hold its last frames (often its own subscribe
+                # answer) while it waits: kilobytes each, times every socket.
+                frames = frame = None
 
     def stuck(self, now: float, stall: float) -> bool:
         return self.sending_since is not None and now - self.sending_since > stall
