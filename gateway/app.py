@@ -12,6 +12,7 @@ from gateway.context import CONTEXT, Context
 from gateway.fanout import Fanout
 from gateway.rates import ActionRates
 from gateway.sessions import follow_ended_sessions, sweep_ended_sessions
+from gateway.top_cache import TopCache
 from infra.names import Names
 from infra.streams import ensure_actions_stream
 
@@ -58,7 +59,9 @@ def _connections(settings: GatewaySettings):
         await ensure_actions_stream(clients.js, names)
         fanout = Fanout(clients, settings.board_view_size)
         rates = ActionRates(settings.action_rate_per_second, settings.action_burst)
-        context = app[CONTEXT] = Context(settings, names, clients, fanout, rates)
+        top_cache = TopCache(settings.top_cache_seconds)
+        context = app[CONTEXT] = Context(settings, names, clients, fanout, rates, top_cache)
+        changes = await clients.nc.subscribe(names.board_changes_subject, cb=top_cache.on_change)
         ended = await follow_ended_sessions(clients.nc, names, context.sessions)
         sweep = asyncio.create_task(
             sweep_ended_sessions(clients, context.sessions, settings.session_sweep_seconds)
@@ -69,6 +72,7 @@ def _connections(settings: GatewaySettings):
 
         stuck.cancel()
         sweep.cancel()
+        await changes.unsubscribe()
         await ended.unsubscribe()
         await fanout.close()
         await clients.close()

@@ -6,6 +6,7 @@ ranking checks again what only it can judge (periods, player ids, cursors).
 
 import time
 
+import orjson
 from aiohttp import web
 
 from gateway.context import CONTEXT
@@ -47,11 +48,19 @@ async def top(request: web.Request) -> web.Response:
     limit = _int_query(request, "limit", DEFAULT_TOP_LIMIT, "INVALID_LIMIT")
     cursor, pin = _cursor(request), _pin(request)
     board, period = request.match_info["board"], request.query.get("period", "")
+    context = request.app[CONTEXT]
 
-    reply = await request.app[CONTEXT].clients.get_top(board, period, limit, cursor, pin)
-    return web.json_response(
-        {**_board_body(reply), "next_cursor": reply.next_cursor, "total": reply.total}
-    )
+    async def read() -> bytes:
+        reply = await context.clients.get_top(board, period, limit, cursor, pin)
+        body = {**_board_body(reply), "next_cursor": reply.next_cursor, "total": reply.total}
+        return orjson.dumps(body)
+
+    first_page = not cursor and not pin
+    if first_page and context.top_cache.enabled:
+        body = await context.top_cache.page((board, period, limit), read)
+    else:
+        body = await read()
+    return web.Response(body=body, content_type="application/json")
 
 
 async def around(request: web.Request) -> web.Response:

@@ -48,6 +48,9 @@ class GatewaySettings(CommonSettings):
     # On SIGTERM: how long the gateway stays up, refusing new sockets while load balancers
     # notice it is not ready, before it closes the open ones with 1001.
     drain_grace_seconds: float = Field(5.0, ge=0, le=300)
+    # First pages of top reads are answered from a cache dropped on every change of their
+    # board; this bounds how stale one can be if a change event is lost. 0 turns it off.
+    top_cache_seconds: float = Field(1.0, ge=0, le=60)
     # Entries per board stream; a subscriber's `limit` is a slice of it.
     board_view_size: int = Field(100, ge=1, le=100)
 

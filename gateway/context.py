@@ -10,6 +10,7 @@ from gateway.config import GatewaySettings
 from gateway.fanout import Fanout
 from gateway.rates import ActionRates
 from gateway.sessions import SessionSockets
+from gateway.top_cache import TopCache
 from infra.names import Names
 
 
@@ -20,6 +21,7 @@ class Context:
     clients: Clients
     fanout: Fanout
     action_rates: ActionRates
+    top_cache: TopCache
     # Open sockets (gateway.ws.PlayerSocket), so that a drain can close each with "going away".
     players: set[Any] = field(default_factory=set)
     # Set on SIGTERM: readiness turns false and new sockets are refused.

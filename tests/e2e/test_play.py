@@ -76,6 +76,22 @@ async def test_rest_reads_agree_with_the_pushed_ranks(players):
     assert top["board"] == "global" and top["period"] == "all"
 
 
+async def test_a_top_page_read_again_after_a_result_shows_that_result(players):
+    """The gateway keeps first top pages until the board changes; a player who got a result
+    and reads the top at once sees it, and so does a player reading over REST only."""
+    player = await players()
+    before = await player.call("GET", "/v1/boards/global/top?limit=100")
+    again = await player.call("GET", "/v1/boards/global/top?limit=100")
+    assert again == before
+
+    for points in (7, 5):
+        result = await player.play("score", {"points": points})
+        top = await player.call("GET", "/v1/boards/global/top?limit=100")
+        assert _ranks(top)[player.player_id][1] == result["score"]
+        assert top["seq"] > before["seq"]
+        before = top
+
+
 async def test_daily_board_counts_the_day_of_play(players):
     player = await players()
 
