@@ -203,8 +203,14 @@ class BoardStore:
         return [await self._shape(board, spec, reply) for spec, reply in pairs]
 
     async def _run(self, board: Board, keys: PeriodKeys, specs: list[list]) -> list[list]:
-        """Each spec's script run, all in one MULTI, so that they read one version."""
+        """Each spec's script run, all in one MULTI, so that they read one version.
+
+        One spec alone needs no MULTI (a script runs atomically) and goes as one EVALSHA: a
+        pipeline would first ask Redis whether the script is loaded, a round trip per read.
+        """
         script_keys = [keys.ranked, keys.index, keys.values, keys.ready, keys.seq]
+        if len(specs) == 1:
+            return [await self._read(keys=script_keys, args=[board.ranks, *specs[0]])]
         async with self._redis.pipeline(transaction=True) as pipe:
             for args in specs:
                 await self._read(keys=script_keys, args=[board.ranks, *args], client=pipe)
