@@ -1,28 +1,32 @@
-"""Actions per second through game workers alone and end to end, beside the raw limits.
+"""Actions per second through game workers alone and end to end, and the end-to-end latency
+at a quarter, half and nine tenths of the maximum rate, beside the raw limits (bench/raw.py).
 
-Everything runs on this machine in one go, so that each Podium figure can be read as a ratio of
-a raw figure measured minutes apart under the same noise:
-
-- raw Postgres: transactions doing the single-row work of one action (lock the player, write
-  state, ledger, two board totals and two history rows) on 8 connections, and the same work
-  batched 256 actions to a transaction on 4 connections;
-- raw JetStream: nats-py publishing, and pulling with fetch(256) plus an ack per message;
 - game workers alone: actions prefilled in the stream (chains whose hashes all apply), then
   workers started, timed from their first result to their last;
-- end to end: the whole stack (`python -m devstack up`), players on WebSockets sending chains
-  with a window of actions in flight, timed from the first send to the last result.
+- end to end, the maximum: the whole stack (`python -m devstack up`), players on WebSockets in
+  separate load-client processes, each player with a window of actions in flight (closed loop),
+  timed from the first send to the last result;
+- end to end, the latency curve: the same players and processes sending open-loop at 25 %,
+  50 % and 90 % of that maximum: each action is due at its moment of a fixed schedule and sent
+  then whatever the results do, and its latency counts from that moment, so a system that
+  falls behind shows it in the figures instead of slowing the load down.
 
-It uses a namespace and databases of its own and removes them afterwards.
+The bench's own stack lets each player send far more than the gateway's default 20 actions a
+second (PODIUM_ACTION_RATE_PER_SECOND), so that the players, not the allowance, carry the load;
+there are enough of them that no player's own chain is the limit either.
 
-    .venv/bin/python bench/game_throughput.py [--quick] [--workers 2] [--shards 1]
+It uses namespaces and databases of its own and removes them afterwards.
+
+    .venv/bin/python bench/game_throughput.py [--quick] [--workers 1] [--shards 1]
+        [--window 8] [--clients 2]
 """
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import platform
 import signal
-import statistics
 import sys
 import time
 import uuid
@@ -35,12 +39,14 @@ import nats
 import orjson
 import redis.asyncio as aioredis
 import uvloop
-from harness import database_dsn, free_port, progress, save
-from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
+from action_clients import Chain, action_client
+from harness import database_dsn, progress, save
 from podium.game.v1 import game_pb2
+from raw import measure as measure_raw
+from raw import percentiles
+from raw import rows as raw_rows
+from stack import remove, start_stack, stop_stack
 
-from game.rules import load_ruleset
-from game.state import state_hash
 from infra.config import CommonSettings
 from infra.migrate import migrate
 from infra.names import Names
@@ -48,169 +54,22 @@ from infra.streams import ensure_actions_stream
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "bench-password-123"
+FRACTIONS = (0.25, 0.5, 0.9)
+# What the bench's own gateway lets each player send, so that the allowance is never the limit.
+ACTION_RATE = 10_000
+# Sizes of a full run and of --quick: workers alone (players x actions each), end to end
+# (players, actions each in the closed-loop run), and each open-loop level's seconds, of which
+# the first `warmup` are not counted. The gateway publishes one socket's actions one after the
+# other, each waiting for JetStream's ack, so fewer players than this would make the sockets,
+# not the stack, the limit of the open-loop levels.
+SIZES = {
+    False: {"alone": (1000, 40), "players": 200, "length": 100, "seconds": 10.0, "warmup": 2.0},
+    True: {"alone": (100, 20), "players": 50, "length": 16, "seconds": 2.0, "warmup": 0.5},
+}
+DEFAULTS = {"quick": False, "workers": 1, "shards": 1, "window": 8, "clients": 2}
 
 
-def _chain_params(length: int) -> list[dict]:
-    return [{"points": 1 + n % 100} for n in range(length)]
-
-
-def _chain_hashes(length: int) -> list[str]:
-    """The hash each link quotes: the state the links before it leave, by the ruleset."""
-    ruleset = load_ruleset("default")
-    state, hashes = ruleset.initial_state(), []
-    for params in _chain_params(length):
-        hashes.append(state_hash(state))
-        state = ruleset.apply(state, "score", params).state
-    return hashes
-
-
-def _percentiles(samples: list[float]) -> dict:
-    if len(samples) < 2:
-        return {"p50_ms": None, "p99_ms": None}
-    cuts = statistics.quantiles(samples, n=100)
-    return {"p50_ms": round(cuts[49], 2), "p99_ms": round(cuts[98], 2)}
-
-
-# Raw Postgres -----------------------------------------------------------------------------
-
-_SINGLE = [
-    "SELECT state_hash FROM player_state WHERE player_id = $1 FOR UPDATE",
-    "UPDATE player_state SET state = (version + 1)::text,"
-    " state_hash = md5(version::text), version = version + 1 WHERE player_id = $1",
-    "INSERT INTO applied_actions (player_id, action_id, status, result)"
-    " VALUES ($1, gen_random_uuid(), 'applied', '\\x00')",
-    "INSERT INTO board_scores (player_id, board, period, score, reached_ms, version)"
-    " VALUES ($1, 'global', 'all', 1, 1, 1), ($1, 'daily', 'bench', 1, 1, 1)"
-    " ON CONFLICT (player_id, board, period) DO UPDATE SET score = board_scores.score + 1",
-    "INSERT INTO score_events (player_id, board, period, delta, score, action_id)"
-    " VALUES ($1, 'global', 'all', 1, 1, gen_random_uuid()),"
-    " ($1, 'daily', 'bench', 1, 1, gen_random_uuid())",
-]
-
-
-async def _seed_players(pool: asyncpg.Pool, count: int) -> list[str]:
-    players = [str(uuid.uuid4()) for _ in range(count)]
-    await pool.execute(
-        "INSERT INTO player_state (player_id, state, state_hash)"
-        " SELECT id, '{}', '' FROM unnest($1::uuid[]) AS id",
-        players,
-    )
-    return players
-
-
-async def raw_postgres_single(dsn: str, seconds: float, connections: int = 8) -> dict:
-    pool = await asyncpg.create_pool(dsn, min_size=connections, max_size=connections)
-    players = await _seed_players(pool, connections)
-    done = 0
-    deadline = time.perf_counter() + seconds
-
-    async def loop(player: str) -> None:
-        nonlocal done
-        async with pool.acquire() as conn:
-            while time.perf_counter() < deadline:
-                async with conn.transaction():
-                    for sql in _SINGLE:
-                        await conn.execute(sql, player)
-                done += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(loop(p) for p in players))
-    elapsed = time.perf_counter() - started
-    await pool.close()
-    return {"transactions_per_s": round(done / elapsed), "connections": connections}
-
-
-async def raw_postgres_batched(
-    dsn: str, seconds: float, batch: int = 256, connections: int = 4
-) -> dict:
-    pool = await asyncpg.create_pool(dsn, min_size=connections, max_size=connections)
-    groups = [await _seed_players(pool, batch) for _ in range(connections)]
-    done = 0
-    deadline = time.perf_counter() + seconds
-
-    async def loop(players: list[str]) -> None:
-        nonlocal done
-        async with pool.acquire() as conn:
-            while time.perf_counter() < deadline:
-                async with conn.transaction():
-                    await conn.execute(_BATCH_LOCK, players)
-                    await conn.execute(_BATCH_STATE, players)
-                    await conn.execute(_BATCH_LEDGER, players)
-                    await conn.execute(_BATCH_TOTALS, players)
-                    await conn.execute(_BATCH_EVENTS, players)
-                done += len(players)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(loop(g) for g in groups))
-    elapsed = time.perf_counter() - started
-    await pool.close()
-    return {"actions_per_s": round(done / elapsed), "batch": batch, "connections": connections}
-
-
-_BATCH_LOCK = (
-    "SELECT state_hash FROM player_state WHERE player_id = ANY($1::uuid[])"
-    " ORDER BY player_id FOR UPDATE"
-)
-_BATCH_STATE = (
-    "UPDATE player_state SET state = (version + 1)::text,"
-    " state_hash = md5(version::text), version = version + 1 WHERE player_id = ANY($1::uuid[])"
-)
-_BATCH_LEDGER = (
-    "INSERT INTO applied_actions (player_id, action_id, status, result)"
-    " SELECT id, gen_random_uuid(), 'applied', '\\x00' FROM unnest($1::uuid[]) AS id"
-)
-_BATCH_TOTALS = (
-    "INSERT INTO board_scores (player_id, board, period, score, reached_ms, version)"
-    " SELECT id, b, 'all', 1, 1, 1 FROM unnest($1::uuid[]) AS id,"
-    " unnest(ARRAY['global', 'daily']) AS b"
-    " ON CONFLICT (player_id, board, period) DO UPDATE SET score = board_scores.score + 1"
-)
-_BATCH_EVENTS = (
-    "INSERT INTO score_events (player_id, board, period, delta, score, action_id)"
-    " SELECT id, b, 'all', 1, 1, gen_random_uuid() FROM unnest($1::uuid[]) AS id,"
-    " unnest(ARRAY['global', 'daily']) AS b"
-)
-
-
-# Raw JetStream ----------------------------------------------------------------------------
-
-
-async def raw_jetstream(nats_url: str, messages: int) -> dict:
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
-    stream = "BENCH_RAW_" + uuid.uuid4().hex[:8].upper()
-    subject = stream.lower() + ".x"
-    await js.add_stream(StreamConfig(name=stream, subjects=[subject]))
-    payload = b"x" * 160
-    try:
-        started = time.perf_counter()
-        for start in range(0, messages, 1000):
-            count = min(1000, messages - start)
-            await asyncio.gather(*(js.publish(subject, payload) for _ in range(count)))
-        published = time.perf_counter() - started
-
-        config = ConsumerConfig(durable_name="raw", ack_policy=AckPolicy.EXPLICIT)
-        await js.add_consumer(stream, config)
-        sub = await js.pull_subscribe_bind(durable="raw", stream=stream)
-        got = 0
-        started = time.perf_counter()
-        while got < messages:
-            batch = await sub.fetch(256, timeout=5)
-            for msg in batch:
-                await msg.ack()
-            got += len(batch)
-        await nc.flush()
-        pulled = time.perf_counter() - started
-    finally:
-        await js.delete_stream(stream)
-        await nc.close()
-    return {
-        "publish_per_s": round(messages / published),
-        "pull_ack_per_s": round(messages / pulled),
-    }
-
-
-# Game workers alone -----------------------------------------------------------------------
+# Game workers alone -------------------------------------------------------------------------
 
 
 async def _start(command: list[str], env: dict, log_path: Path, ready: bytes = b""):
@@ -245,7 +104,7 @@ async def workers_alone(
     nc = await nats.connect(env["PODIUM_NATS_URL"])
     js = nc.jetstream()
     await ensure_actions_stream(js, names)
-    hashes, params = _chain_hashes(length), _chain_params(length)
+    chain = Chain()
     total = players * length
     answered: set[str] = set()
     times: list[float] = []
@@ -265,14 +124,15 @@ async def workers_alone(
     ids = [str(uuid.uuid4()) for _ in range(players)]
     publishes = []
     for n in range(length):
+        params, quoted = chain.link(n)
         for player in ids:
             action = game_pb2.Action(
                 action_id=str(uuid.uuid4()),
                 player_id=player,
                 session_key=session,
                 name="score",
-                params_json=orjson.dumps(params[n]).decode(),
-                state_hash=hashes[n],
+                params_json=orjson.dumps(params).decode(),
+                state_hash=quoted,
                 client_ts_ms=int(time.time() * 1000),
                 received_ts_ms=int(time.time() * 1000),
             )
@@ -294,10 +154,10 @@ async def workers_alone(
     return {"actions": total, "actions_per_s": round(total / elapsed), "workers": workers}
 
 
-# End to end -------------------------------------------------------------------------------
+# End to end ---------------------------------------------------------------------------------
 
 
-async def _player(http: aiohttp.ClientSession, url: str, n: int) -> str:
+async def _token(http: aiohttp.ClientSession, url: str, n: int) -> str:
     name = f"b{uuid.uuid4().hex[:12]}{n}"
     body = {"username": name, "password": PASSWORD}
     async with http.post(url + "/v1/auth/register", json=body) as reply:
@@ -307,82 +167,160 @@ async def _player(http: aiohttp.ClientSession, url: str, n: int) -> str:
         return (await reply.json())["access_token"]
 
 
-async def _play(http, url: str, token: str, length: int, window: int, latencies: list) -> None:
-    """Send a chain of actions, at most `window` in flight, and time each to its result."""
-    hashes, params = _chain_hashes(length), _chain_params(length)
-    headers = {"Authorization": f"Bearer {token}"}
-    async with http.ws_connect(url + "/v1/ws", headers=headers) as ws:
-        welcome = orjson.loads((await ws.receive()).data)
-        assert welcome["type"] == "welcome", welcome
-        sent_at: dict[str, float] = {}
-        slots = asyncio.Semaphore(window)
-
-        async def send() -> None:
-            for n in range(length):
-                await slots.acquire()
-                action_id = str(uuid.uuid4())
-                sent_at[action_id] = time.perf_counter()
-                frame = {
-                    "type": "action",
-                    "action_id": action_id,
-                    "action": "score",
-                    "params": params[n],
-                    "state_hash": hashes[n],
-                }
-                await ws.send_str(orjson.dumps(frame).decode())
-
-        sender = asyncio.create_task(send())
-        received = 0
-        while received < length:
-            frame = orjson.loads((await ws.receive()).data)
-            if frame.get("type") != "result":
-                continue
-            if frame["status"] != "applied":
-                raise RuntimeError(f"an action was not applied: {frame}")
-            latencies.append((time.perf_counter() - sent_at.pop(frame["action_id"])) * 1000)
-            received += 1
-            slots.release()
-        await sender
+def _spawn_clients(url: str, tokens: list[str], count: int) -> list[tuple]:
+    """`count` load-client processes sharing the players out; (process, connection) each."""
+    context = multiprocessing.get_context("spawn")
+    clients = []
+    for n in range(count):
+        ours, theirs = context.Pipe()
+        process = context.Process(
+            target=action_client, args=(url, tokens[n::count], theirs), daemon=True
+        )
+        process.start()
+        clients.append((process, ours))
+    return clients
 
 
-async def end_to_end(env: dict, players: int, length: int, window: int, logs: Path) -> dict:
-    url = f"http://127.0.0.1:{env['PODIUM_HTTP_PORT']}"
-    stack = await _start(
-        ["devstack", "up"],
-        {**env, "PODIUM_LOG_LEVEL": "WARNING"},
-        logs / "stack.log",
-        b"Podium is up",
-    )
-    latencies: list[float] = []
-    try:
+async def _ask(clients: list[tuple], orders: list[tuple]) -> list[dict]:
+    """Send each client its order and gather their reports."""
+    loop = asyncio.get_running_loop()
+    for (_, conn), order in zip(clients, orders, strict=True):
+        conn.send(order)
+
+    async def report(conn) -> dict:
+        kind, body = await loop.run_in_executor(None, conn.recv)
+        if kind != "report":
+            raise RuntimeError(f"a load client sent {kind!r}, not a report")
+        return body
+
+    return await asyncio.gather(*(report(conn) for _, conn in clients))
+
+
+def _merged(reports: list[dict]) -> dict:
+    """The reports of all load clients as one: latencies, outcomes, counts."""
+    outcomes: dict[str, int] = {}
+    for report in reports:
+        for outcome, count in report["outcomes"].items():
+            outcomes[outcome] = outcomes.get(outcome, 0) + count
+    latencies = [ms for report in reports for ms in report["latencies_ms"]]
+    lags = [ms for report in reports for ms in report["send_lag_ms"]]
+    answered = sum(report["answered"] for report in reports)
+    return {
+        "answered": answered,
+        "unanswered": sum(report["expected"] for report in reports) - answered,
+        "outcomes": outcomes,
+        **percentiles(latencies),
+        "max_ms": round(max(latencies), 3) if latencies else None,
+        "counted": len(latencies),
+        "send_lag_p99_ms": percentiles(lags)["p99_ms"],
+    }
+
+
+async def _saturated(clients: list[tuple], players: int, length: int, window: int) -> dict:
+    """Every player's chain with `window` in flight: the most the stack answers a second."""
+    reports = await _ask(clients, [("closed", length, window)] * len(clients))
+    first = min(report["first_sent"] for report in reports)
+    last = max(report["last_answer"] for report in reports if report["last_answer"])
+    merged = _merged(reports)
+    merged.pop("send_lag_p99_ms")
+    return {
+        "actions": players * length,
+        "actions_per_s": round(merged["answered"] / (last - first)),
+        "players": players,
+        "window": window,
+        **merged,
+    }
+
+
+async def _level(clients: list[tuple], fraction: float, top: float, sizes: dict) -> dict:
+    """Open-loop load at `fraction` of the maximum rate `top`, shared by the clients."""
+    rate = fraction * top
+    start = time.monotonic() + 0.5
+    order = ("open", rate / len(clients), start, sizes["seconds"], sizes["warmup"])
+    reports = await _ask(clients, [order] * len(clients))
+    merged = _merged(reports)
+    counted_seconds = sizes["seconds"] - sizes["warmup"]
+    return {
+        "fraction": fraction,
+        "asked_per_s": round(rate),
+        "achieved_per_s": round(sum(r["in_window"] for r in reports) / counted_seconds),
+        "seconds": sizes["seconds"],
+        "warmup_seconds": sizes["warmup"],
+        **merged,
+    }
+
+
+async def end_to_end(namespace: str, settings: dict, logs: Path) -> dict:
+    """The stack's maximum rate, closed loop, then the latency curve below it, open loop."""
+    sizes = SIZES[settings["quick"]]
+    env = {
+        "PODIUM_GAME_WORKERS": str(settings["workers"]),
+        "PODIUM_ACTION_RATE_PER_SECOND": str(ACTION_RATE),
+        "PODIUM_ACTION_BURST": str(ACTION_RATE),
+        # The bench registers its players from one address.
+        "PODIUM_REGISTRATIONS_PER_ADDRESS": "100000",
+        "PODIUM_LOG_LEVEL": "WARNING",
+    }
+    base = CommonSettings()
+    shards = [f"podium_{namespace}"] + [
+        f"podium_{namespace}_{n}" for n in range(1, settings["shards"])
+    ]
+    env["PODIUM_POSTGRES_SHARDS"] = ",".join(database_dsn(base.postgres_dsn, s) for s in shards)
+    async with AsyncExitStack() as cleanup:
+        cleanup.push_async_callback(remove, namespace)
+        cleanup.push_async_callback(_drop, base, shards[1:], namespace)
+        progress(f"starting the stack ({namespace}, log in {logs})")
+        stack = await start_stack(namespace, logs, env)
+        cleanup.push_async_callback(stop_stack, stack.process)
+
+        players = sizes["players"]
+        progress(f"registering {players} players")
         async with aiohttp.ClientSession() as http:
             tokens = []
             for start in range(0, players, 20):
                 group = range(start, min(players, start + 20))
-                tokens += await asyncio.gather(*(_player(http, url, n) for n in group))
-            started = time.perf_counter()
-            await asyncio.gather(*(_play(http, url, t, length, window, latencies) for t in tokens))
-            elapsed = time.perf_counter() - started
-    finally:
-        stack.send_signal(signal.SIGINT)
-        await stack.wait()
-    total = players * length
-    return {
-        "actions": total,
-        "actions_per_s": round(total / elapsed),
-        "players": players,
-        "window": window,
-        **_percentiles(latencies),
-    }
+                tokens += await asyncio.gather(*(_token(http, stack.url, n) for n in group))
+
+        progress(f"opening {players} sockets in {settings['clients']} load clients")
+        clients = _spawn_clients(stack.url, tokens, settings["clients"])
+        cleanup.callback(_end_clients, clients)
+        loop = asyncio.get_running_loop()
+        for _, conn in clients:
+            await loop.run_in_executor(None, conn.recv)
+
+        progress("end to end, closed loop: the maximum rate")
+        top = await _saturated(clients, players, sizes["length"], settings["window"])
+        progress(f"maximum {top['actions_per_s']:,} actions/s, p99 {top['p99_ms']} ms")
+        curve = []
+        for fraction in FRACTIONS:
+            progress(f"end to end, open loop at {fraction:.0%} of the maximum")
+            curve.append(await _level(clients, fraction, top["actions_per_s"], sizes))
+            progress(f"p50 {curve[-1]['p50_ms']} ms, p99 {curve[-1]['p99_ms']} ms")
+    return {"maximum": top, "curve": curve, "clients": settings["clients"]}
 
 
-# The run ----------------------------------------------------------------------------------
+def _end_clients(clients: list[tuple]) -> None:
+    for process, conn in clients:
+        if process.is_alive():
+            conn.send(None)
+    for process, _ in clients:
+        process.join(30)
+        if process.is_alive():
+            process.kill()
 
 
-async def run(args: argparse.Namespace) -> dict:
+# The run ------------------------------------------------------------------------------------
+
+
+async def measure(options: dict) -> dict:
+    """Workers alone, then end to end (maximum and latency curve). Options: quick, workers,
+    shards, window (closed-loop actions in flight per player), clients (load processes)."""
+    settings = {**DEFAULTS, **{k: v for k, v in options.items() if k in DEFAULTS}}
+    settings["quick"] = bool(settings["quick"])
+    sizes = SIZES[settings["quick"]]
     base = CommonSettings()
     namespace = "bench" + uuid.uuid4().hex[:8]
-    databases = [f"podium_{namespace}_{i}" for i in range(args.shards)]
+    databases = [f"podium_{namespace}_{i}" for i in range(settings["shards"])]
     dsns = [database_dsn(base.postgres_dsn, name) for name in databases]
     logs = Path(os.environ.get("TMPDIR", "/tmp")) / namespace
     logs.mkdir(parents=True)
@@ -396,55 +334,23 @@ async def run(args: argparse.Namespace) -> dict:
         "PODIUM_GAME_LISTEN": "127.0.0.1:0",
         "PODIUM_LOG_LEVEL": "WARNING",
     }
-    seconds = 3.0 if args.quick else 10.0
-    figures: dict = {}
+    figures: dict = {"settings": settings}
 
     async with AsyncExitStack() as cleanup:
         for dsn in dsns:
             await migrate(dsn)
         cleanup.push_async_callback(_drop, base, databases, namespace)
-
-        progress("raw Postgres, one action per transaction")
-        figures["raw_postgres_single"] = await raw_postgres_single(dsns[0], seconds)
-        progress("raw Postgres, 256 actions per transaction")
-        figures["raw_postgres_batched"] = await raw_postgres_batched(dsns[0], seconds)
-        progress("raw JetStream publish and pull+ack")
-        messages = 5_000 if args.quick else 50_000
-        figures["raw_jetstream"] = await raw_jetstream(base.nats_url, messages)
         progress("game workers alone")
-        players, length = (200, 25) if args.quick else (1000, 40)
+        players, length = sizes["alone"]
         figures["workers_alone"] = await workers_alone(
-            env, Names(namespace), players, length, args.workers, logs
+            env, Names(namespace), players, length, settings["workers"], logs
         )
-        progress("end to end over WebSockets")
-        stack_env = {
-            **env,
-            "PODIUM_NAMESPACE": namespace + "e",
-            "PODIUM_HTTP_PORT": str(free_port()),
-            "PODIUM_AUTH_PORT": str(free_port()),
-            "PODIUM_RANKING_PORT": str(free_port()),
-            "PODIUM_GAME_PORT": str(free_port()),
-            "PODIUM_GAME_WORKERS": str(args.workers),
-            "PODIUM_JWT_PRIVATE_KEY_FILE": str(ROOT / ".podium" / "jwt-ed25519.pem"),
-        }
-        players, length = (20, 50) if args.quick else (100, 100)
-        figures["end_to_end"] = await end_to_end(stack_env, players, length, args.window, logs)
-
-    return {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
-        "settings": {"workers": args.workers, "shards": args.shards, "quick": args.quick},
-        "figures": figures,
-        "logs": str(logs),
-    }
+    figures["end_to_end"] = await end_to_end(namespace + "e", settings, logs)
+    return figures
 
 
 async def _drop(base: CommonSettings, databases: list[str], namespace: str) -> None:
-    """Remove the run's databases, streams and Redis keys (both namespaces)."""
+    """Remove the workers-alone run's databases, streams and Redis keys."""
     admin = await asyncpg.connect(database_dsn(base.postgres_dsn, "postgres"))
     try:
         for name in databases:
@@ -455,44 +361,53 @@ async def _drop(base: CommonSettings, databases: list[str], namespace: str) -> N
     nc = await nats.connect(base.nats_url)
     js = nc.jetstream()
     for info in await js.streams_info():
-        if info.config.name.startswith(namespace.upper()):
+        if info.config.name.startswith(namespace.upper() + "_"):
             await js.delete_stream(info.config.name)
     await nc.close()
 
     redis = aioredis.from_url(base.redis_url)
-    keys = [key async for key in redis.scan_iter(match=f"{namespace}*:*", count=1000)]
+    keys = [key async for key in redis.scan_iter(match=f"{namespace}:*", count=1000)]
     if keys:
         await redis.delete(*keys)
     await redis.aclose()
 
 
-def _report(run: dict) -> str:
-    f = run["figures"]
-    single = f["raw_postgres_single"]["transactions_per_s"]
-    batched = f["raw_postgres_batched"]["actions_per_s"]
-    pull = f["raw_jetstream"]["pull_ack_per_s"]
-    alone = f["workers_alone"]["actions_per_s"]
-    e2e = f["end_to_end"]
-    rows = [
-        ("raw Postgres, 1 action/transaction (8 conns)", f"{single:,} tx/s", ""),
-        ("raw Postgres, 256 actions/transaction (4 conns)", f"{batched:,} actions/s", ""),
-        ("raw JetStream publish", f"{f['raw_jetstream']['publish_per_s']:,} msg/s", ""),
-        ("raw JetStream fetch(256) + ack each", f"{pull:,} msg/s", ""),
+def rows(game: dict, raw: dict | None) -> list[tuple[str, str, str]]:
+    """(figure, value, ratio or latency) rows; ratios need the raw figures of the same run."""
+    alone, e2e = game["workers_alone"], game["end_to_end"]
+    top = e2e["maximum"]
+
+    def ratios(rate: int) -> str:
+        if raw is None:
+            return ""
+        single = raw["postgres_single"]["transactions_per_s"]
+        pull = raw["jetstream"]["pull_ack_per_s"]
+        return f"{rate / single:.2f}x raw 1-action tx, {rate / pull:.2f}x raw pull+ack"
+
+    lines = [
         (
-            f"game workers alone ({run['settings']['workers']} worker processes)",
-            f"{alone:,} actions/s",
-            f"{alone / single:.2f}x raw 1-action tx, {alone / pull:.2f}x raw pull+ack",
+            f"game workers alone ({alone['workers']} worker processes)",
+            f"{alone['actions_per_s']:,} actions/s",
+            ratios(alone["actions_per_s"]),
         ),
         (
-            f"end to end, WebSocket in to result out ({e2e['players']} players)",
-            f"{e2e['actions_per_s']:,} actions/s",
-            f"{e2e['actions_per_s'] / single:.2f}x raw 1-action tx,"
-            f" p50 {e2e['p50_ms']} ms, p99 {e2e['p99_ms']} ms",
+            f"end to end, maximum ({top['players']} players, {top['window']} in flight each,"
+            f" {e2e['clients']} load processes)",
+            f"{top['actions_per_s']:,} actions/s",
+            f"{ratios(top['actions_per_s'])}; p50 {top['p50_ms']} ms, p99 {top['p99_ms']} ms",
         ),
     ]
-    lines = ["| figure | value | ratio / latency |", "|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    return "\n".join(lines)
+    for level in e2e["curve"]:
+        lines.append(
+            (
+                f"end to end, open loop at {level['fraction']:.0%} of the maximum"
+                f" ({level['asked_per_s']:,}/s asked)",
+                f"{level['achieved_per_s']:,} actions/s",
+                f"p50 {level['p50_ms']} ms, p95 {level['p95_ms']} ms, p99 {level['p99_ms']} ms"
+                f" ({level['unanswered']} unanswered, {level['outcomes']})",
+            )
+        )
+    return lines
 
 
 def main() -> None:
@@ -500,11 +415,29 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small run, about a minute")
     parser.add_argument("--workers", type=int, default=1, help="game worker processes")
     parser.add_argument("--shards", type=int, default=1, help="shard databases")
-    parser.add_argument("--window", type=int, default=16, help="actions in flight per player")
+    parser.add_argument("--window", type=int, default=8, help="closed-loop in flight per player")
+    parser.add_argument("--clients", type=int, default=2, help="load-client processes")
     args = parser.parse_args()
 
-    result = uvloop.run(run(args))
-    save("game_throughput", result, _report(result))
+    async def both() -> tuple[dict, dict]:
+        progress("raw limits")
+        raw = await measure_raw({"quick": args.quick})
+        return raw, await measure(vars(args))
+
+    raw, game = uvloop.run(both())
+    result = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "figures": {"raw": raw, "game": game},
+    }
+    lines = ["| figure | value | ratio / latency |", "|---|---|---|"]
+    lines += [f"| {name} | {value} | |" for name, value in raw_rows(raw)]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows(game, raw)]
+    save("game_throughput", result, "\n".join(lines))
 
 
 if __name__ == "__main__":

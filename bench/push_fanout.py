@@ -32,9 +32,7 @@ import math
 import multiprocessing
 import os
 import platform
-import signal
 import statistics
-import sys
 import time
 import uuid
 from collections import Counter
@@ -43,18 +41,14 @@ from datetime import datetime
 from pathlib import Path
 
 import aiohttp
-import asyncpg
-import nats
 import orjson
-import redis.asyncio as aioredis
 import uvloop
-from harness import database_dsn, free_port, progress, save
+from harness import progress, save
 from push_clients import churn_client, load_client, stuck_client
+from stack import remove, start_stack, stop_stack
 
 from devstack.client import PlayerClient
-from infra.config import CommonSettings
 
-ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "bench-password-123"
 # The most one `score` adds: the scorer stays first, so every round changes the top view.
 POINTS = 1000
@@ -72,21 +66,9 @@ RSS_EVERY_SECONDS = 0.5
 # The stack ---------------------------------------------------------------------------------
 
 
-async def _start_stack(namespace: str, args: argparse.Namespace, logs: Path):
-    """`python -m devstack up` in a namespace of its own; (url, process) once it is up."""
-    base = CommonSettings()
-    dsn = database_dsn(base.postgres_dsn, f"podium_{namespace}")
-    http_port = free_port()
+def _stack_env(args: argparse.Namespace) -> dict[str, str]:
+    """Our own stack's settings beyond its namespace and ports."""
     env = {
-        **os.environ,
-        "PODIUM_NAMESPACE": namespace,
-        "PODIUM_POSTGRES_DSN": dsn,
-        "PODIUM_POSTGRES_SHARDS": dsn,
-        "PODIUM_HTTP_PORT": str(http_port),
-        "PODIUM_AUTH_PORT": str(free_port()),
-        "PODIUM_RANKING_PORT": str(free_port()),
-        "PODIUM_GAME_PORT": str(free_port()),
-        "PODIUM_JWT_PRIVATE_KEY_FILE": str(ROOT / ".podium" / "jwt-ed25519.pem"),
         # 2,000 socket_opened lines would be load of their own; the stuck sockets' closes
         # are counted from the gateway's info lines, so with those they are written.
         "PODIUM_LOG_LEVEL": "INFO" if args.stuck else "WARNING",
@@ -95,51 +77,7 @@ async def _start_stack(namespace: str, args: argparse.Namespace, logs: Path):
         env["PODIUM_COALESCE_MS"] = str(args.coalesce_ms)
     if args.stall_seconds is not None:
         env["PODIUM_SEND_STALL_SECONDS"] = str(args.stall_seconds)
-    log_path = logs / "stack.log"
-    with log_path.open("ab") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "devstack", "up", env=env, cwd=ROOT, stdout=log, stderr=log
-        )
-    deadline = time.monotonic() + 90
-    while b"Podium is up" not in log_path.read_bytes():
-        if process.returncode is not None or time.monotonic() > deadline:
-            await _stop_stack(process)
-            raise RuntimeError(f"the stack did not start; see {log_path}")
-        await asyncio.sleep(0.1)
-    return f"http://127.0.0.1:{http_port}", process
-
-
-async def _stop_stack(process) -> None:
-    if process.returncode is None:
-        process.send_signal(signal.SIGINT)
-    try:
-        await asyncio.wait_for(process.wait(), 60)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-
-
-async def _remove(namespace: str) -> None:
-    """Drop the stack's database, streams and Redis keys."""
-    base = CommonSettings()
-    admin = await asyncpg.connect(database_dsn(base.postgres_dsn, "postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "podium_{namespace}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-    nc = await nats.connect(base.nats_url)
-    js = nc.jetstream()
-    for info in await js.streams_info():
-        if info.config.name.startswith(namespace.upper() + "_"):
-            await js.delete_stream(info.config.name)
-    await nc.close()
-
-    client = aioredis.from_url(base.redis_url)
-    keys = [key async for key in client.scan_iter(match=f"{namespace}:*", count=1000)]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    return env
 
 
 def _service_pids(stack_pid: int) -> dict[str, int]:
@@ -396,10 +334,11 @@ async def run(args: argparse.Namespace) -> dict:
         url, stack = args.url, None
         if url is None:
             logs.mkdir(parents=True)
-            cleanup.push_async_callback(_remove, namespace)
+            cleanup.push_async_callback(remove, namespace)
             progress(f"starting the stack ({namespace}, log in {logs})")
-            url, stack = await _start_stack(namespace, args, logs)
-            cleanup.push_async_callback(_stop_stack, stack)
+            started = await start_stack(namespace, logs, _stack_env(args))
+            url, stack = started.url, started.process
+            cleanup.push_async_callback(stop_stack, stack)
         http = await cleanup.enter_async_context(aiohttp.ClientSession())
 
         progress(f"logging in {args.sessions + 1} players")
@@ -612,7 +551,7 @@ def _stuck_report(run: dict) -> list[str]:
     return lines
 
 
-def main() -> None:
+def _arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="500 sockets, 10 rounds")
     parser.add_argument("--sockets", type=int, default=2000, help="sockets watching the board")
@@ -634,11 +573,19 @@ def main() -> None:
     parser.add_argument(
         "--stall-seconds", type=float, help="the gateway's stall limit for our own stack"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.quick:
         args.sockets, args.rounds = 500, 10
+    return args
 
-    result = uvloop.run(run(args))
+
+async def measure(options: dict) -> dict:
+    """The default run, or --quick's when options["quick"], for bench/run.py."""
+    return await run(_arguments(["--quick"] if options.get("quick") else []))
+
+
+def main() -> None:
+    result = uvloop.run(run(_arguments()))
     save("push_fanout", result, _report(result))
 
 

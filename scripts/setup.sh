@@ -11,8 +11,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]' >.venv/install.log 2>&1 \
-    || { cat .venv/install.log; exit 1; }
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev,bench]' \
+    >.venv/install.log 2>&1 || { cat .venv/install.log; exit 1; }
   touch "$stamp"
 fi
 
