@@ -34,13 +34,11 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 import nats
 import orjson
-import redis.asyncio as aioredis
 import uvloop
 from action_clients import Chain, action_client
-from harness import database_dsn, progress, save
+from harness import database_dsn, progress, save, utc_now
 from podium.game.v1 import game_pb2
 from raw import measure as measure_raw
 from raw import percentiles
@@ -268,7 +266,7 @@ async def end_to_end(namespace: str, settings: dict, logs: Path) -> dict:
     env["PODIUM_POSTGRES_SHARDS"] = ",".join(database_dsn(base.postgres_dsn, s) for s in shards)
     async with AsyncExitStack() as cleanup:
         cleanup.push_async_callback(remove, namespace)
-        cleanup.push_async_callback(_drop, base, shards[1:], namespace)
+        cleanup.push_async_callback(remove, namespace, shards[1:])
         progress(f"starting the stack ({namespace}, log in {logs})")
         stack = await start_stack(namespace, logs, env)
         cleanup.push_async_callback(stop_stack, stack.process)
@@ -339,7 +337,7 @@ async def measure(options: dict) -> dict:
     async with AsyncExitStack() as cleanup:
         for dsn in dsns:
             await migrate(dsn)
-        cleanup.push_async_callback(_drop, base, databases, namespace)
+        cleanup.push_async_callback(remove, namespace, databases)
         progress("game workers alone")
         players, length = sizes["alone"]
         figures["workers_alone"] = await workers_alone(
@@ -347,29 +345,6 @@ async def measure(options: dict) -> dict:
         )
     figures["end_to_end"] = await end_to_end(namespace + "e", settings, logs)
     return figures
-
-
-async def _drop(base: CommonSettings, databases: list[str], namespace: str) -> None:
-    """Remove the workers-alone run's databases, streams and Redis keys."""
-    admin = await asyncpg.connect(database_dsn(base.postgres_dsn, "postgres"))
-    try:
-        for name in databases:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-    nc = await nats.connect(base.nats_url)
-    js = nc.jetstream()
-    for info in await js.streams_info():
-        if info.config.name.startswith(namespace.upper() + "_"):
-            await js.delete_stream(info.config.name)
-    await nc.close()
-
-    redis = aioredis.from_url(base.redis_url)
-    keys = [key async for key in redis.scan_iter(match=f"{namespace}:*", count=1000)]
-    if keys:
-        await redis.delete(*keys)
-    await redis.aclose()
 
 
 def rows(game: dict, raw: dict | None) -> list[tuple[str, str, str]]:
@@ -426,7 +401,7 @@ def main() -> None:
 
     raw, game = uvloop.run(both())
     result = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "when": utc_now(),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),

@@ -5,8 +5,10 @@ plain name from the same folder.
 """
 
 import json
+import multiprocessing
 import socket
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -36,3 +38,17 @@ def save(name: str, result: dict, report: str) -> None:
     out.write_text(json.dumps(result, indent=2))
     print(report)
     print(f"\nwritten to {out}")
+
+
+def spawn(target, *args) -> tuple:
+    """A client process running `target(*args, pipe)`, and our end of its pipe."""
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    process = context.Process(target=target, args=(*args, theirs), daemon=True)
+    process.start()
+    return process, ours
+
+
+def utc_now() -> str:
+    """When a run happened, as its results file is named."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -29,7 +29,6 @@ and the gateway's memory are not measured.
 import argparse
 import asyncio
 import math
-import multiprocessing
 import os
 import platform
 import statistics
@@ -43,7 +42,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 import uvloop
-from harness import progress, save
+from harness import progress, save, spawn, utc_now
 from push_clients import churn_client, load_client, stuck_client
 from stack import remove, start_stack, stop_stack
 
@@ -146,20 +145,11 @@ async def _rounds(scorer: PlayerClient, rounds: int, interval: float, more=None)
     return played
 
 
-def _spawn(target, *args) -> tuple:
-    """A client process and our end of its pipe."""
-    context = multiprocessing.get_context("spawn")
-    ours, theirs = context.Pipe()
-    process = context.Process(target=target, args=(*args, theirs), daemon=True)
-    process.start()
-    return process, ours
-
-
 def _start_clients(url: str, tokens: list[str], args) -> list[tuple]:
     """Load-client processes sharing the sockets out; (process, connection) each."""
     opening = max(1, OPENING // args.clients)
     return [
-        _spawn(
+        spawn(
             load_client,
             url,
             tokens,
@@ -265,7 +255,7 @@ async def _stuck_phases(args, http, url, log, scorer, clients, pids, opened, sam
     stuck_ids = {player.player_id for player in stuck_players}
     rss_before = samples[-1][1] if samples else None
     progress(f"opening {args.stuck} stuck sockets")
-    process, conn = _spawn(
+    process, conn = spawn(
         stuck_client, url, [p.access_token for p in stuck_players], args.stuck, args.limit
     )
     count, errors, seconds, opened_at = await _receive(conn, "ready")
@@ -357,7 +347,7 @@ async def run(args: argparse.Namespace) -> dict:
         churn = None
         if args.churn:
             progress(f"logging in players to change the board {args.churn} times a second")
-            churn = _spawn(churn_client, url, args.churn)
+            churn = spawn(churn_client, url, args.churn)
             (players,) = await _receive(churn[1], "ready")
             pids["churn_client"] = churn[0].pid
             churn[1].send("go")
@@ -383,7 +373,7 @@ async def run(args: argparse.Namespace) -> dict:
             process.join(30)
 
     return {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "when": utc_now(),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),

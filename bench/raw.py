@@ -26,7 +26,7 @@ import asyncpg
 import nats
 import redis.asyncio as aioredis
 import uvloop
-from harness import database_dsn, progress, save
+from harness import database_dsn, progress, save, utc_now
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
 from infra.config import CommonSettings
@@ -276,7 +276,7 @@ def main() -> None:
 
     figures = uvloop.run(measure({"quick": args.quick}))
     result = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "when": utc_now(),
         "machine": {"platform": platform.platform(), "python": platform.python_version()},
         "settings": {"quick": args.quick},
         "figures": figures,

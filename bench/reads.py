@@ -42,7 +42,7 @@ from pathlib import Path
 import nats
 import redis.asyncio as aioredis
 import uvloop
-from harness import progress, save
+from harness import progress, save, utc_now
 from podium.game.v1 import game_pb2
 from push_fanout import _cpu_seconds, _service_pids
 from read_clients import Target, client
@@ -324,7 +324,7 @@ async def measure(options: dict) -> dict:
             profile = await _profile(clients, pids, settings, logs)
 
     return {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "when": utc_now(),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),

@@ -27,7 +27,7 @@ import traceback
 from pathlib import Path
 
 import uvloop
-from harness import RESULTS, progress
+from harness import RESULTS, progress, utc_now
 from headlines import report, targets
 from machine import describe
 
@@ -90,7 +90,7 @@ def _commit() -> str | None:
 async def run(parts: list[str], quick: bool) -> dict:
     began = time.monotonic()
     result = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "when": utc_now(),
         "command": shlex.join(["python", "bench/run.py", *sys.argv[1:]]),
         "commit": _commit(),
         "machine": await describe(),

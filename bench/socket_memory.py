@@ -24,7 +24,6 @@ removed afterwards).
 
 import argparse
 import asyncio
-import multiprocessing
 import os
 import resource
 import socket
@@ -39,7 +38,7 @@ import aiohttp
 import orjson
 import uvloop
 from aiohttp import WSMsgType, web
-from harness import progress, save
+from harness import progress, save, spawn, utc_now
 from machine import describe
 from push_clients import failure, subscribe_frame
 from push_fanout import _players, _service_pids
@@ -261,14 +260,6 @@ def _counts(held: list[Idle]) -> tuple[int, int]:
     return sum(idle.frames for idle in held), sum(idle.ws.closed for idle in held)
 
 
-def _spawn(target, *args) -> tuple:
-    context = multiprocessing.get_context("spawn")
-    ours, theirs = context.Pipe()
-    process = context.Process(target=target, args=(*args, theirs), daemon=True)
-    process.start()
-    return process, ours
-
-
 async def _receive(conn, kind: str):
     message = await asyncio.get_running_loop().run_in_executor(None, conn.recv)
     if message[0] != kind:
@@ -388,10 +379,10 @@ async def measure(options: dict) -> dict:
         scorer, tokens = await _players(http, stack.url, SESSIONS)
         cleanup.push_async_callback(scorer.close)
 
-        bare = _spawn(bare_server, settings.heartbeat_seconds, settings.socket_send_buffer_bytes)
+        bare = spawn(bare_server, settings.heartbeat_seconds, settings.socket_send_buffer_bytes)
         cleanup.push_async_callback(_stop, bare)
         (bare_port,) = await _receive(bare[1], "ready")
-        clients = [_spawn(holder) for _ in range(CLIENTS)]
+        clients = [spawn(holder) for _ in range(CLIENTS)]
         for client in clients:
             cleanup.push_async_callback(_stop, client)
 
@@ -532,7 +523,7 @@ def main() -> None:
     except ValueError as error:
         parser.error(str(error))
     result = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "when": utc_now(),
         "machine": machine | {"load_average_after": list(os.getloadavg())},
         **figures,
     }

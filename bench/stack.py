@@ -77,12 +77,13 @@ async def stop_stack(process: asyncio.subprocess.Process) -> None:
         await process.wait()
 
 
-async def remove(namespace: str) -> None:
-    """Drop the stack's database, streams and Redis keys."""
+async def remove(namespace: str, databases: list[str] | None = None) -> None:
+    """Drop the stack's databases (its own one unless told which), streams and Redis keys."""
     base = CommonSettings()
     admin = await asyncpg.connect(database_dsn(base.postgres_dsn, "postgres"))
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "podium_{namespace}" WITH (FORCE)')
+        for name in databases if databases is not None else [f"podium_{namespace}"]:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
 
