@@ -9,6 +9,7 @@ at the same moment.
 """
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections import Counter
@@ -196,10 +197,9 @@ async def _open_loop(players: list[Player], rate: float, start: float, seconds, 
 
 
 async def _settle(phase: Phase) -> None:
-    try:
+    """Wait for the phase's last results; those still missing then are counted as lost."""
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(phase.done.wait(), SETTLE_SECONDS)
-    except TimeoutError:
-        pass
 
 
 def action_client(url: str, tokens: list[str], conn) -> None:

@@ -5,6 +5,7 @@ session has), so board ranks in one module never depend on another's scores.
 """
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -149,10 +150,9 @@ async def _remove(namespace: str) -> None:
 
     nc = await nats.connect(BASE.nats_url)
     for stream in (names.actions_stream, names.dead_letters_stream):
-        try:
+        # A stack that never took an action has no dead-letter stream.
+        with contextlib.suppress(nats.js.errors.NotFoundError):
             await nc.jetstream().delete_stream(stream)
-        except nats.js.errors.NotFoundError:
-            pass
     await nc.close()
 
 
