@@ -174,10 +174,9 @@ async def _read_locked(
 
 
 async def _write(conn: asyncpg.Connection, batch: "_Batch") -> None:
-    await store.save_states(conn, batch.state_changes())
-    await store.record_decisions(conn, batch.decisions)
-    await store.save_standings(conn, batch.changed_standings())
-    await store.record_events(conn, batch.events)
+    await store.write_batch(
+        conn, batch.state_changes(), batch.decisions, batch.changed_standings(), batch.events
+    )
 
 
 def _board_keys(action: ActionMessage) -> list[BoardKey]:

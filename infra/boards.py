@@ -67,16 +67,7 @@ class Board:
 
     def period_at(self, ts_ms: int) -> str:
         """The key of the period an instant (Unix ms) falls in."""
-        if self.reset == "never":
-            return ALL_TIME
-        if self.reset == "daily":
-            return _utc_day(ts_ms // _DAY_MS).isoformat()
-        if self.reset == "weekly":
-            year, week, _ = _utc_day(ts_ms // _DAY_MS).isocalendar()
-            return f"{year}-W{week:02d}"
-        if self.reset == "monthly":
-            return _utc_day(ts_ms // _DAY_MS).isoformat()[:7]
-        return _cron_period(self.reset, ts_ms // 60_000)
+        return _period_key(self.reset, ts_ms)
 
     def period_span(self, period: str) -> tuple[int, int] | None:
         """(start, end) of a period in Unix ms, end excluded; None for an all-time board.
@@ -87,10 +78,10 @@ class Board:
             if period != ALL_TIME:
                 raise ValueError("not a period of this board")
             return None
-        start = _period_start(self.reset, period)
-        if start is None or self.period_at(start) != period:
+        span = _span(self.reset, period)
+        if span is None:
             raise ValueError("not a period of this board")
-        return start, _period_end(self.reset, start)
+        return span
 
     def is_period(self, period: str) -> bool:
         try:
@@ -184,6 +175,32 @@ def _cron_period(expression: str, minute: int) -> str:
     after = datetime.fromtimestamp((minute + 1) * 60, UTC)
     fired = croniter(expression, after).get_prev(datetime)
     return fired.strftime("%Y-%m-%dT%H:%MZ")
+
+
+def _period_key(reset: str, ts_ms: int) -> str:
+    if reset == "never":
+        return ALL_TIME
+    if reset == "daily":
+        return _utc_day(ts_ms // _DAY_MS).isoformat()
+    if reset == "weekly":
+        year, week, _ = _utc_day(ts_ms // _DAY_MS).isocalendar()
+        return f"{year}-W{week:02d}"
+    if reset == "monthly":
+        return _utc_day(ts_ms // _DAY_MS).isoformat()[:7]
+    return _cron_period(reset, ts_ms // 60_000)
+
+
+@functools.lru_cache(maxsize=4096)
+def _span(reset: str, period: str) -> tuple[int, int] | None:
+    """A resetting board's period as (start, end) Unix ms, None if no instant has that key.
+
+    Cached: a game worker asks it for every action it decides, about the same few periods,
+    and parsing dates costs more than the rest of deciding a simple action.
+    """
+    start = _period_start(reset, period)
+    if start is None or _period_key(reset, start) != period:
+        return None
+    return start, _period_end(reset, start)
 
 
 def _period_start(reset: str, period: str) -> int | None:

@@ -13,6 +13,7 @@ import uuid
 import pytest
 from podium.game.v1 import game_pb2
 
+from game import store
 from game.apply import (
     APPLIED,
     MISMATCH,
@@ -27,6 +28,7 @@ from game.rules import load_ruleset
 from game.rules.base import MAX_SCORE, Outcome
 from game.state import state_hash
 from game.store import BoardKey
+from infra.leaderboard import Standing
 from tests.game.rulesets import ExplodingRuleset, FloatRuleset
 
 
@@ -290,3 +292,33 @@ async def test_a_state_reads_back_as_written_so_batching_changes_no_outcome(shar
 
     assert [d.result.state_hash for d in one_batch] == [d.result.state_hash for d in two_batches]
     assert one_batch[-1].result.state_json == '{"v":1428571428571428.0}'
+
+
+async def test_a_state_write_whose_old_hash_no_longer_matches_fails_and_writes_nothing(shards):
+    """The guard under write_batch: a state replaced behind the batch's back is a bug, and the
+    batch's decisions, standings and history must not land without it."""
+    player, action_id = _player(), str(uuid.uuid4())
+    pool = shards.for_player(player)
+    await pool.execute(
+        "INSERT INTO player_state (player_id, state, state_hash) VALUES ($1, '{}', 'h1')", player
+    )
+    key = BoardKey(player, "global", "all")
+
+    with pytest.raises(RuntimeError, match="changed while its rows were locked"):
+        async with pool.acquire() as conn, conn.transaction():
+            await store.write_batch(
+                conn,
+                [store.StateChange(player, "not-h1", '{"total": 1}', "h2", 1)],
+                [store.DecisionRow(player, action_id, "applied", b"result")],
+                {key: Standing(player, 1, 0, 1, 1, None)},
+                [store.EventRow(key, 1, 1, 0, action_id)],
+            )
+
+    written = await pool.fetchrow(
+        "SELECT (SELECT state_hash FROM player_state WHERE player_id = $1) AS hash,"
+        " (SELECT count(*) FROM applied_actions WHERE player_id = $1) AS decisions,"
+        " (SELECT count(*) FROM board_scores WHERE player_id = $1) AS scores,"
+        " (SELECT count(*) FROM score_events WHERE player_id = $1) AS events",
+        player,
+    )
+    assert tuple(written) == ("h1", 0, 0, 0)
