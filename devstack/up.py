@@ -1,9 +1,10 @@
 """Start the whole system on this machine and stop all of it on Ctrl-C.
 
-Prepares what the services expect to exist (database schema, JetStream stream), starts auth,
-ranking, the game workers and the gateway as child processes whose JSON log lines share this
-terminal, waits until the gateway's /healthz says every dependency answers, and restarts a
-service that exits on its own.
+Finds Postgres, Redis and NATS, or starts embedded ones where nobody configured them and nothing
+answers (devstack.embedded), prepares what the services expect to exist (database schema,
+JetStream stream), starts auth, ranking, the game workers and the gateway as child processes
+whose JSON log lines share this terminal, waits until the gateway's /healthz says every
+dependency answers, and restarts a service that exits on its own.
 """
 
 import asyncio
@@ -16,6 +17,8 @@ import nats
 import structlog
 
 from devstack.config import StackSettings
+from devstack.embedded import backing_stores
+from devstack.stores import StoreUnavailable
 from infra.migrate import migrate_all
 from infra.names import Names
 from infra.streams import ensure_actions_stream
@@ -58,7 +61,18 @@ def service_commands(settings: StackSettings) -> list[tuple[str, dict[str, str]]
             },
         )
     )
-    return [(module, {"PODIUM_JWT_PRIVATE_KEY_FILE": key, **extra}) for module, extra in commands]
+    common = {"PODIUM_JWT_PRIVATE_KEY_FILE": key, **store_env(settings)}
+    return [(module, {**common, **extra}) for module, extra in commands]
+
+
+def store_env(settings: StackSettings) -> dict[str, str]:
+    """Where every service finds the stores: as configured, by default, or an embedded server."""
+    return {
+        "PODIUM_POSTGRES_DSN": settings.postgres_dsn,
+        "PODIUM_POSTGRES_SHARDS": ",".join(settings.postgres_shards),
+        "PODIUM_REDIS_URL": settings.redis_url,
+        "PODIUM_NATS_URL": settings.nats_url,
+    }
 
 
 async def prepare(settings: StackSettings) -> None:
@@ -78,6 +92,16 @@ async def run(settings: StackSettings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
+    try:
+        async with backing_stores(settings) as settings:
+            return await _run_services(settings, stop)
+    except StoreUnavailable as error:
+        log.error("store_unavailable", reason=str(error))
+        print(f"Podium cannot start: {error}", file=sys.stderr, flush=True)
+        return 1
+
+
+async def _run_services(settings: StackSettings, stop: asyncio.Event) -> int:
     await prepare(settings)
     failed = asyncio.Event()
     services = [Service(module, extra) for module, extra in service_commands(settings)]

@@ -11,7 +11,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev,bench]' \
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev,bench,local]' \
     >.venv/install.log 2>&1 || { cat .venv/install.log; exit 1; }
   touch "$stamp"
 fi
