@@ -111,10 +111,14 @@ def test_pods_are_labelled_and_selected_by_app(name):
 @pytest.mark.parametrize("name", PORT_NAMES)
 def test_service_ports_are_named_and_lead_to_the_container(name):
     ports = find("Service", name)["spec"]["ports"]
+    # gRPC services serve Prometheus metrics on a port of their own; the gateway on http.
+    expected = [PORT_NAMES[name]] + (["metrics"] if name in GRPC_SERVICES else [])
+    container_ports = {port["name"]: port["containerPort"] for port in container(name)["ports"]}
 
-    assert [port["name"] for port in ports] == [PORT_NAMES[name]]
-    assert ports[0]["port"] == port_number(name)
-    assert ports[0]["targetPort"] in (PORT_NAMES[name], port_number(name))
+    assert [port["name"] for port in ports] == expected
+    for port in ports:
+        assert port["port"] == container_ports[port["name"]]
+        assert port["targetPort"] in (port["name"], container_ports[port["name"]])
 
 
 @pytest.mark.parametrize("name", PORT_NAMES)
@@ -204,6 +208,14 @@ def test_grpc_service_listens_on_every_interface(name):
     assert listen == f"0.0.0.0:{port_number(name)}"
 
 
+@pytest.mark.parametrize("name", GRPC_SERVICES)
+def test_grpc_service_serves_metrics_on_the_port_named_metrics(name):
+    ports = {port["name"]: port["containerPort"] for port in container(name)["ports"]}
+
+    assert env(name)["PODIUM_METRICS_PORT"]["value"] == str(ports["metrics"])
+    assert ports["metrics"] != port_number(name)
+
+
 def test_gateway_listens_on_every_interface_and_reaches_services_by_dns_name():
     variables = {key: var.get("value") for key, var in env("gateway").items()}
 
@@ -223,6 +235,19 @@ def test_postgres_dsn_comes_from_the_secret(name):
         "name": "podium-secrets",
         "key": "PODIUM_POSTGRES_DSN",
     }
+
+
+def test_migration_job_file_holds_the_job_and_its_account():
+    docs = load(BASE / "migrate.yaml")
+    job = find("Job", "migrate")
+    spec = job["spec"]["template"]["spec"]
+
+    kinds = sorted((doc["kind"], doc["metadata"]["name"]) for doc in docs)
+
+    assert kinds == [("Job", "migrate"), ("ServiceAccount", "migrate")]
+    assert spec["containers"][0]["command"] == ["python", "-m", "infra.migrate"]
+    assert spec["containers"][0]["image"] == IMAGE
+    assert spec["restartPolicy"] in ("Never", "OnFailure")
 
 
 def test_auth_reads_its_signing_key_from_the_mounted_secret():
