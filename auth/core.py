@@ -12,6 +12,7 @@ import grpc
 import structlog
 from redis.exceptions import RedisError
 
+from auth import metrics
 from auth.announcer import Announcer
 from auth.limits import Limiter
 from auth.passwords import Passwords
@@ -182,11 +183,13 @@ async def login(deps: Deps, username: str, password: str, address: str) -> Sessi
     )
     if admission.retry_after:
         log.warning("login_throttled", retry_after=admission.retry_after)
+        metrics.LOGINS_THROTTLED.inc()
         raise login_rate_limited(admission.retry_after)
 
     password = normalized_password(password)
     # No account can hold such a name or password, so refuse before spending a hash on it.
     if not well_formed or password is None or not 0 < len(password) <= PASSWORD_MAX:
+        metrics.LOGINS_REFUSED.inc()
         raise invalid_credentials()
 
     account = await deps.accounts.find(username)
@@ -195,10 +198,12 @@ async def login(deps: Deps, username: str, password: str, address: str) -> Sessi
     if account is None or not await deps.passwords.verify(account.password_hash, password):
         reason = "unknown_user" if account is None else "wrong_password"
         log.warning("login_refused", reason=reason)
+        metrics.LOGINS_REFUSED.inc()
         raise invalid_credentials()
 
     await deps.limiter.login_succeeded(admission)
     if account.banned:
+        metrics.LOGINS_BANNED.inc()
         raise account_banned()
     if deps.passwords.needs_rehash(account.password_hash):
         new_hash = await deps.passwords.hash(password)
@@ -209,8 +214,10 @@ async def login(deps: Deps, username: str, password: str, address: str) -> Sessi
     # A ban that landed between the read above and the open would have missed this session.
     if await deps.accounts.is_banned(account.player_id):
         await deps.sessions.end(opened.session_key, account.player_id)
+        metrics.LOGINS_BANNED.inc()
         raise account_banned()
 
+    metrics.LOGINS_SUCCEEDED.inc()
     log.info("login_succeeded", player_id=account.player_id, session_key=opened.session_key)
     return _session_tokens(
         deps, account.player_id, opened.session_key, account.username, opened.refresh_token

@@ -18,6 +18,8 @@ from auth.store import Accounts
 from auth.tickets import Tickets
 from auth.tokens import Tokens
 from infra.grpc_server import shutdown, start_server
+from infra.health import store_probes
+from infra.metrics import metrics_endpoint
 from infra.names import Names
 from infra.redis_client import connect_redis
 from infra.shards import ShardPools
@@ -59,8 +61,13 @@ async def running(settings: AuthSettings) -> AsyncIterator[int]:
             settings.auth_listen,
             lambda server: add_to_server(server, deps, tickets),
             settings.grpc_keepalive_ms,
+            store_probes(pools, redis, nc),
+            settings.dependency_check_ms / 1000,
         )
         stack.push_async_callback(shutdown, server, health)
+        await stack.enter_async_context(
+            metrics_endpoint(settings.metrics_host, settings.metrics_port)
+        )
 
         log.info("serving", port=port)
         yield port

@@ -30,6 +30,8 @@ class PlayerClient:
         self.state: dict = {}
         self.state_hash = ""
         self.ws: aiohttp.ClientWebSocketResponse | None = None
+        # Whether the socket is still read from: false before connect() and once it closed.
+        self.open = False
         # Frames not yet taken by a receive(); several receivers may wait for different kinds.
         self.frames: list[dict] = []
         self._arrived = asyncio.Condition()
@@ -81,6 +83,7 @@ class PlayerClient:
     async def connect(self) -> dict:
         """Open the WebSocket and return the welcome frame."""
         self.ws = await self.http.ws_connect(self.base_url + "/v1/ws", headers=self.bearer)
+        self.open = True
         self._reader = asyncio.create_task(self._read())
         welcome = await self.receive("welcome")
         self.state, self.state_hash = welcome["state"], welcome["state_hash"]
@@ -112,13 +115,17 @@ class PlayerClient:
         async with self._arrived:
             return await asyncio.wait_for(self._take_when_there(kind, match), timeout)
 
-    async def _take_when_there(self, kind: str | None, match: dict) -> dict:
+    async def _take_when_there(
+        self, kind: str | None, match: dict, unless_closed: bool = False
+    ) -> dict | None:
         while True:
             for index, frame in enumerate(self.frames):
                 if kind is not None and frame.get("type") != kind:
                     continue
                 if all(frame.get(key) == value for key, value in match.items()):
                     return self.frames.pop(index)
+            if unless_closed and not self.open:
+                return None
             await self._arrived.wait()
 
     async def result(self, action_id: str, timeout: float = 10.0) -> dict:
@@ -129,8 +136,20 @@ class PlayerClient:
 
     async def answer(self, action_id: str, timeout: float = 10.0) -> dict:
         """The action's result, or the error frame that refused it (a rate limit, say)."""
-        frame = await self.receive(None, timeout, id=action_id)
-        if frame["type"] == "result":
+        return await self._answer(action_id, timeout, unless_closed=False)
+
+    async def answer_unless_closed(self, action_id: str, timeout: float = 10.0) -> dict | None:
+        """answer(), or None once the socket has closed without one. Whether the action was
+        applied is then unknown: sending it again with the same action_id, on a new socket,
+        gets its one result either way."""
+        return await self._answer(action_id, timeout, unless_closed=True)
+
+    async def _answer(self, action_id: str, timeout: float, unless_closed: bool) -> dict | None:
+        async with self._arrived:
+            frame = await asyncio.wait_for(
+                self._take_when_there(None, {"id": action_id}, unless_closed), timeout
+            )
+        if frame is not None and frame["type"] == "result":
             self.state, self.state_hash = frame["state"], frame["state_hash"]
         return frame
 
@@ -158,8 +177,14 @@ class PlayerClient:
             await self._reader
 
     async def _read(self) -> None:
-        async for message in self.ws:
-            if message.type == aiohttp.WSMsgType.TEXT:
-                async with self._arrived:
-                    self.frames.append(orjson.loads(message.data))
-                    self._arrived.notify_all()
+        try:
+            async for message in self.ws:
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    async with self._arrived:
+                        self.frames.append(orjson.loads(message.data))
+                        self._arrived.notify_all()
+        finally:
+            # Wake whoever waits for a frame that this socket will now never bring.
+            async with self._arrived:
+                self.open = False
+                self._arrived.notify_all()

@@ -2,15 +2,17 @@
 
 Finds Postgres, Redis and NATS, or starts embedded ones where nobody configured them and nothing
 answers (devstack.embedded), prepares what the services expect to exist (database schema,
-JetStream stream), starts auth, ranking, the game workers and the gateway as child processes
-whose JSON log lines share this terminal, waits until the gateway's /healthz says every
-dependency answers, and restarts a service that exits on its own.
+JetStream stream), starts auth, ranking, the game workers and the gateway, as many replicas of
+each as configured, as child processes whose JSON log lines share this terminal, waits until
+every gateway's /healthz says all its dependencies answer, and restarts a process that exits
+on its own.
 """
 
 import asyncio
 import os
 import signal
 import sys
+from collections import Counter
 
 import aiohttp
 import nats
@@ -33,43 +35,60 @@ RESTART_WINDOW_SECONDS = 60.0
 
 
 def service_commands(settings: StackSettings) -> list[tuple[str, dict[str, str]]]:
-    """(module, extra environment) for every process of the stack."""
+    """(module, extra environment) for every process of the stack, each service's replicas in
+    order; every gateway is pointed at every replica of auth, ranking and game."""
     host = "127.0.0.1"
-    game_addrs = [f"{host}:{settings.game_port + i}" for i in range(settings.game_workers)]
+    ports = settings.port_ranges
+    addresses = {module: [f"{host}:{port}" for port in ports[module]] for module in ports}
     key = str(settings.jwt_private_key_file.resolve())
+    registrations = str(settings.registrations_per_address)
     commands = [
         (
             "auth",
-            {
-                "PODIUM_AUTH_LISTEN": f"{host}:{settings.auth_port}",
-                "PODIUM_REGISTRATIONS_PER_ADDRESS": str(settings.registrations_per_address),
-            },
-        ),
-        ("ranking", {"PODIUM_RANKING_LISTEN": f"{host}:{settings.ranking_port}"}),
-    ]
-    commands += [("game", {"PODIUM_GAME_LISTEN": addr}) for addr in game_addrs]
-    commands.append(
-        (
-            "gateway",
-            {
-                "PODIUM_HTTP_HOST": settings.http_host,
-                "PODIUM_HTTP_PORT": str(settings.http_port),
-                "PODIUM_AUTH_TARGET": f"{host}:{settings.auth_port}",
-                "PODIUM_RANKING_TARGET": f"{host}:{settings.ranking_port}",
-                "PODIUM_GAME_TARGET": "ipv4:" + ",".join(game_addrs),
-                "PODIUM_DRAIN_GRACE_SECONDS": str(settings.drain_grace_seconds),
-            },
+            {"PODIUM_AUTH_LISTEN": address, "PODIUM_REGISTRATIONS_PER_ADDRESS": registrations},
         )
-    )
+        for address in addresses["auth"]
+    ]
+    commands += [
+        ("ranking", {"PODIUM_RANKING_LISTEN": address}) for address in addresses["ranking"]
+    ]
+    commands += [("game", {"PODIUM_GAME_LISTEN": address}) for address in addresses["game"]]
+    gateway = {
+        "PODIUM_HTTP_HOST": settings.http_host,
+        "PODIUM_AUTH_TARGET": _target(addresses["auth"]),
+        "PODIUM_RANKING_TARGET": _target(addresses["ranking"]),
+        "PODIUM_GAME_TARGET": _target(addresses["game"]),
+        "PODIUM_DRAIN_GRACE_SECONDS": str(settings.drain_grace_seconds),
+    }
+    commands += [
+        ("gateway", {**gateway, "PODIUM_HTTP_PORT": str(port)}) for port in ports["gateway"]
+    ]
+    if settings.metrics_port:
+        # Processes sharing a machine cannot share a port: each gRPC one serves its metrics on
+        # the next (gateways serve /metrics on their HTTP ports).
+        served = [extra for module, extra in commands if module != "gateway"]
+        for offset, extra in enumerate(served):
+            extra["PODIUM_METRICS_PORT"] = str(settings.metrics_port + offset)
     common = {"PODIUM_JWT_PRIVATE_KEY_FILE": key, **store_env(settings)}
     return [(module, {**common, **extra}) for module, extra in commands]
+
+
+def _target(addresses: list[str]) -> str:
+    """A gRPC target naming every replica; the gateway's channels balance calls over them."""
+    return "ipv4:" + ",".join(addresses)
+
+
+def gateway_urls(settings: StackSettings) -> list[str]:
+    """Where players reach each gateway, the first one first."""
+    return [f"http://{settings.http_host}:{port}" for port in settings.port_ranges["gateway"]]
 
 
 def store_env(settings: StackSettings) -> dict[str, str]:
     """Where every service finds the stores: as configured, by default, or an embedded server."""
     return {
         "PODIUM_POSTGRES_DSN": settings.postgres_dsn,
-        "PODIUM_POSTGRES_SHARDS": ",".join(settings.postgres_shards),
+        # Derived from PODIUM_SHARD_DATABASES when not given.
+        "PODIUM_POSTGRES_SHARDS": ",".join(settings.shard_dsns),
         "PODIUM_REDIS_URL": settings.redis_url,
         "PODIUM_NATS_URL": settings.nats_url,
     }
@@ -80,7 +99,9 @@ async def prepare(settings: StackSettings) -> None:
     await migrate_all(settings.shard_dsns)
     nc = await nats.connect(settings.nats_url)
     try:
-        await ensure_actions_stream(nc.jetstream(), Names(settings.namespace))
+        await ensure_actions_stream(
+            nc.jetstream(), Names(settings.namespace), replicas=settings.stream_replicas
+        )
     finally:
         await nc.close()
 
@@ -104,11 +125,14 @@ async def run(settings: StackSettings) -> int:
 async def _run_services(settings: StackSettings, stop: asyncio.Event) -> int:
     await prepare(settings)
     failed = asyncio.Event()
-    services = [Service(module, extra) for module, extra in service_commands(settings)]
+    replicas: Counter[str] = Counter()
+    services = []
+    for module, extra in service_commands(settings):
+        services.append(Service(module, replicas[module], extra))
+        replicas[module] += 1
     keepers = [asyncio.create_task(service.keep_running(stop, failed)) for service in services]
-    url = f"http://{settings.http_host}:{settings.http_port}"
     try:
-        return await _supervise(settings, url, stop, failed)
+        return await _supervise(settings, gateway_urls(settings), stop, failed)
     finally:
         stop.set()
         await _stop_all(services)
@@ -124,8 +148,10 @@ class Service:
 
     process: asyncio.subprocess.Process | None
 
-    def __init__(self, module: str, extra: dict[str, str]) -> None:
+    def __init__(self, module: str, replica: int, extra: dict[str, str]) -> None:
         self.module = module
+        # Which of the module's replicas this is (0 for the first), as logs name it.
+        self.replica = replica
         self._env = {**os.environ, **extra}
         self.process = None
         self._starts: list[float] = []
@@ -135,7 +161,7 @@ class Service:
         while not stop.is_set():
             self._starts = [t for t in self._starts if loop.time() - t < RESTART_WINDOW_SECONDS]
             if len(self._starts) > MAX_RESTARTS:
-                log.error("service_keeps_dying", name=self.module)
+                log.error("service_keeps_dying", name=self.module, replica=self.replica)
                 failed.set()
                 return
 
@@ -143,21 +169,26 @@ class Service:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", self.module, env=self._env
             )
-            log.info("service_started", name=self.module, pid=self.process.pid)
+            log.info(
+                "service_started", name=self.module, replica=self.replica, pid=self.process.pid
+            )
             code = await self.process.wait()
             if not stop.is_set():
-                log.warning("service_exited", name=self.module, code=code)
+                log.warning("service_exited", name=self.module, replica=self.replica, code=code)
                 await asyncio.sleep(RESTART_PAUSE_SECONDS)
 
 
-async def _supervise(settings, url: str, stop: asyncio.Event, failed: asyncio.Event) -> int:
-    ready = asyncio.create_task(_wait_healthy(url, settings.ready_timeout_seconds))
+async def _supervise(settings, urls: list[str], stop: asyncio.Event, failed: asyncio.Event) -> int:
+    ready = asyncio.create_task(_wait_healthy(urls, settings.ready_timeout_seconds))
     ended = asyncio.create_task(_first_set(stop, failed))
 
     done, _ = await asyncio.wait({ready, ended}, return_when=asyncio.FIRST_COMPLETED)
     if ready in done and ready.result():
-        log.info("podium_ready", url=url)
-        print(f"Podium is up: {url}  (Ctrl-C stops it)", file=sys.stderr, flush=True)
+        log.info("podium_ready", url=urls[0], urls=urls)
+        # The first line is what scripts wait for; the others name the further gateways.
+        print(f"Podium is up: {urls[0]}  (Ctrl-C stops it)", file=sys.stderr, flush=True)
+        for number, url in enumerate(urls[1:], start=2):
+            print(f"Gateway {number} of {len(urls)}: {url}", file=sys.stderr, flush=True)
         await ended
     ready.cancel()
     ended.cancel()
@@ -165,7 +196,7 @@ async def _supervise(settings, url: str, stop: asyncio.Event, failed: asyncio.Ev
     if failed.is_set():
         return 1
     if not stop.is_set():
-        log.error("not_ready", url=url, timeout=settings.ready_timeout_seconds)
+        log.error("not_ready", urls=urls, timeout=settings.ready_timeout_seconds)
         return 1
     return 0
 
@@ -177,18 +208,25 @@ async def _first_set(*events: asyncio.Event) -> None:
         task.cancel()
 
 
-async def _wait_healthy(url: str, timeout: float) -> bool:
+async def _wait_healthy(urls: list[str], timeout: float) -> bool:
+    """Whether every gateway's /healthz answers 200 (all its dependencies up) in time."""
     deadline = asyncio.get_running_loop().time() + timeout
+    waiting = list(urls)
     async with aiohttp.ClientSession() as session:
         while asyncio.get_running_loop().time() < deadline:
-            try:
-                async with session.get(f"{url}/healthz") as reply:
-                    if reply.status == 200:
-                        return True
-            except aiohttp.ClientError:
-                pass
+            waiting = [url for url in waiting if not await _healthy(session, url)]
+            if not waiting:
+                return True
             await asyncio.sleep(0.2)
     return False
+
+
+async def _healthy(session: aiohttp.ClientSession, url: str) -> bool:
+    try:
+        async with session.get(f"{url}/healthz") as reply:
+            return reply.status == 200
+    except aiohttp.ClientError:
+        return False
 
 
 async def _stop_all(services: list[Service]) -> None:

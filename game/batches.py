@@ -13,6 +13,7 @@ from the start, and their deliveries are counted.
 """
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -23,7 +24,9 @@ import redis.asyncio as aioredis
 import redis.exceptions
 import structlog
 from nats.aio.msg import Msg
+from structlog.contextvars import bound_contextvars
 
+from game import metrics
 from game.apply import (
     ActionMessage,
     Decision,
@@ -110,10 +113,14 @@ class BatchHandler:
 
     async def handle(self, batches: list[PartitionBatch]) -> None:
         """See every message of the batches through; suspect partitions one at a time."""
+        started = time.perf_counter()
         items = []
         for batch in batches:
             if not batch.suspect:
                 items += [await self._item(msg) for msg in batch.msgs]
+        oldest = min((item.action.received_ts_ms for item in items if item.action), default=0)
+        if oldest:
+            metrics.QUEUE_LAG.observe(max(now_ms() - oldest, 0) / 1000)
 
         groups: dict[asyncpg.Pool, list[_Item]] = {}
         for item in items:
@@ -125,6 +132,8 @@ class BatchHandler:
         for batch in batches:
             if batch.suspect:
                 await self._handle_suspects(batch)
+        metrics.BATCH_ACTIONS.observe(sum(len(batch.msgs) for batch in batches))
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
     async def _item(self, msg: Msg) -> _Item:
         """Parse the message; one no gateway could have sent goes to the dead letters."""
@@ -136,6 +145,7 @@ class BatchHandler:
             reason = f"malformed: {exc}"
             log.warning("action_malformed", reason=reason, subject=msg.subject)
             await self._retry(lambda: self._dead.send(msg, reason), [msg])
+            metrics.DEAD_LETTERS.labels("malformed").inc()
             return _Item(msg, None)
         return _Item(msg, action)
 
@@ -153,7 +163,8 @@ class BatchHandler:
             except Exception:
                 log.exception("batch_failed", actions=len(items))
                 for item in items:
-                    item.decision = await self._decide_one(pool, item)
+                    with _naming(item.action):
+                        item.decision = await self._decide_one(pool, item)
                 return
             for item, decision in zip(items, decisions, strict=True):
                 item.decision = decision
@@ -175,7 +186,8 @@ class BatchHandler:
                 log.exception("action_failed", action_id=item.action.action_id, failures=failures)
                 if failures >= self._settings.max_failures:
                     kind = error.kind if isinstance(error, RulesetFailed) else type(error).__name__
-                    return await self._give_up(pool, item, f"failed {failures} times: {kind}")
+                    reason = f"failed {failures} times: {kind}"
+                    return await self._give_up(pool, item, reason, "failed")
 
     async def _handle_suspects(self, batch: PartitionBatch) -> None:
         """One message at a time, each acked before the next, so that only a message that
@@ -184,13 +196,14 @@ class BatchHandler:
         for msg in batch.msgs:
             item = await self._item(msg)
             if item.action is not None:
-                pool = self._pools.for_player(item.action.player_id)
-                deliveries = await self._retry(lambda m=msg: self._count(key, m), [msg])
-                if deliveries > self._settings.max_deliveries:
-                    reason = f"redelivered {deliveries} times without an answer"
-                    item.decision = await self._give_up(pool, item, reason)
-                else:
-                    item.decision = await self._decide_one(pool, item)
+                with _naming(item.action):
+                    pool = self._pools.for_player(item.action.player_id)
+                    deliveries = await self._retry(lambda m=msg: self._count(key, m), [msg])
+                    if deliveries > self._settings.max_deliveries:
+                        reason = f"redelivered {deliveries} times without an answer"
+                        item.decision = await self._give_up(pool, item, reason, "redelivered")
+                    else:
+                        item.decision = await self._decide_one(pool, item)
 
             await self._settle([item])
             seq = str(msg.metadata.sequence.stream)
@@ -203,8 +216,10 @@ class BatchHandler:
             deliveries, _ = await pipe.execute()
         return deliveries
 
-    async def _give_up(self, pool: asyncpg.Pool, item: _Item, reason: str) -> Decision | None:
-        """Answer the action ACTION_FAILED for good, then dead-letter it.
+    async def _give_up(
+        self, pool: asyncpg.Pool, item: _Item, reason: str, kind: str
+    ) -> Decision | None:
+        """Answer the action ACTION_FAILED for good, then dead-letter it (counted by `kind`).
 
         An action found decided already (it applied, and only its settling kept failing) keeps
         its answer and is not dead-lettered: replaying it would apply it twice. The answer is
@@ -222,6 +237,7 @@ class BatchHandler:
             return decision
 
         await self._retry(lambda: self._dead.send(item.msg, reason), [item.msg])
+        metrics.DEAD_LETTERS.labels(kind).inc()
         log.error(
             "action_dead_lettered",
             action_id=action.action_id,
@@ -245,6 +261,7 @@ class BatchHandler:
                 await self._quietly(self._nc.publish(subject, result), "result_not_published")
         for item in items:
             await self._quietly(item.msg.ack(), "ack_failed")
+        metrics.count_decisions(item.decision for item in items)
 
     async def _show(self, scores: dict, msgs: list[Msg]) -> None:
         """Write the totals to Redis, waiting out a lost connection. A write Redis refuses
@@ -292,3 +309,8 @@ class BatchHandler:
             await step
         except nats.errors.Error as error:
             log.warning(event, error=repr(error))
+
+
+def _naming(action: ActionMessage):
+    """Name the action and its session in every line logged while it is handled alone."""
+    return bound_contextvars(action_id=action.action_id, session_key=action.session_key)

@@ -23,6 +23,7 @@ import nats.errors
 import redis.asyncio as aioredis
 import structlog
 
+from game import metrics
 from game.batches import TRANSIENT, BatchHandler, PartitionBatch
 from game.config import GameSettings
 from game.feed import PartitionFeed
@@ -79,7 +80,7 @@ class ActionConsumer:
 
     async def open(self) -> None:
         """Create or update the streams (the partition consumers come with their leases)."""
-        await ensure_actions_stream(self._js, self._names)
+        await ensure_actions_stream(self._js, self._names, replicas=self._settings.stream_replicas)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Keep a fair share of partitions and apply their actions until `stop` is set; then
@@ -194,6 +195,8 @@ class ActionConsumer:
                 await self._leases.release(partition)
         except TRANSIENT as error:
             log.warning("partition_not_released", partition=partition, error=repr(error))
+        # Its next holder reports it from now on.
+        metrics.PARTITION_PENDING.remove(partition)
         log.info("partition_let_go", partition=partition)
 
     async def _fetch(self, held: _Held) -> None:
@@ -220,6 +223,7 @@ class ActionConsumer:
                 continue
 
             if msgs:
+                metrics.PARTITION_PENDING.labels(feed.partition).set(msgs[-1].metadata.num_pending)
                 suspect = any(feed.is_suspect(msg) for msg in msgs)
                 batch = PartitionBatch(feed, msgs, suspect)
                 self._ready.put_nowait(batch)

@@ -23,7 +23,9 @@ from game.consumer import ActionConsumer
 from game.rules import load_ruleset
 from game.rules.base import Ruleset
 from infra.grpc_server import shutdown, start_server
+from infra.health import store_probes
 from infra.history import ensure_history_partitions
+from infra.metrics import metrics_endpoint
 from infra.redis_client import connect_redis
 from infra.shards import ShardPools
 
@@ -97,12 +99,17 @@ async def running(
             settings.game_listen,
             lambda server: add_game_service(server, api),
             settings.grpc_keepalive_ms,
+            store_probes(pools, redis, nc),
+            settings.dependency_check_ms / 1000,
         )
         halt = asyncio.Event()
         task = asyncio.create_task(consumer.run(halt), name="game-consumer")
         stack.push_async_callback(_stop, halt, task, server, health)
         history = asyncio.create_task(_keep_history(pools), name="game-history")
         stack.push_async_callback(_cancel, history)
+        await stack.enter_async_context(
+            metrics_endpoint(settings.metrics_host, settings.metrics_port)
+        )
 
         log.info("serving", port=port, namespace=settings.namespace, ruleset=ruleset.name)
         yield RunningWorker(port, consumer, task)

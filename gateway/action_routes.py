@@ -13,6 +13,7 @@ import grpc
 import structlog
 from aiohttp import web
 from podium.game.v1 import game_pb2
+from structlog.contextvars import bound_contextvars
 
 from gateway import actions
 from gateway.context import CONTEXT
@@ -46,17 +47,19 @@ async def submit(request: web.Request) -> web.Response:
     action_id = frame.action_id.lower()
     results: asyncio.Queue = asyncio.Queue()
     subject = context.names.result_subject(identity.session_key)
-    subscription = await context.clients.nc.subscribe(subject, cb=results.put)
-    try:
+    # What is logged while the action is queued and awaited names it and its session.
+    with bound_contextvars(action_id=frame.action_id, session_key=identity.session_key):
+        subscription = await context.clients.nc.subscribe(subject, cb=results.put)
         try:
-            repeat = await actions.publish(
-                context, identity.player_id, identity.session_key, frame
-            )
-        except FrameError as error:
-            raise _rest_error(error) from None
-        result = await _result(context, identity.player_id, action_id, repeat, results)
-    finally:
-        await subscription.unsubscribe()
+            try:
+                repeat = await actions.publish(
+                    context, identity.player_id, identity.session_key, frame
+                )
+            except FrameError as error:
+                raise _rest_error(error) from None
+            result = await _result(context, identity.player_id, action_id, repeat, results)
+        finally:
+            await subscription.unsubscribe()
 
     if result is None:
         pending = {"action_id": frame.action_id, "status": "pending"}

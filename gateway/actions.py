@@ -14,6 +14,7 @@ import structlog
 from nats.errors import Error as NatsError
 from podium.game.v1 import game_pb2
 
+from gateway import metrics
 from gateway.context import Context
 from gateway.frames import ActionFrame, FrameError
 from infra.errors import PodiumError
@@ -69,6 +70,7 @@ async def publish(context: Context, player_id: str, session_key: str, frame: Act
         )
     except (NatsError, TimeoutError) as error:
         log.warning("action_not_queued", action_id=action.action_id, error=repr(error))
+        metrics.ACTIONS_NOT_QUEUED.inc()
         context.action_rates.give_back(player_id)
         raise FrameError(
             "ACTION_NOT_ACCEPTED",
@@ -76,6 +78,7 @@ async def publish(context: Context, player_id: str, session_key: str, frame: Act
             frame.frame_id,
             violation=False,
         ) from None
+    (metrics.ACTIONS_REPEATED if ack.duplicate else metrics.ACTIONS_QUEUED).inc()
     return ack.duplicate
 
 

@@ -4,8 +4,9 @@ import asyncio
 
 import structlog
 from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
 
-from gateway import action_routes, api_docs, board_routes, page, rest, ws
+from gateway import action_routes, api_docs, board_routes, metrics, page, rest, ws
 from gateway.clients import connect
 from gateway.config import GatewaySettings
 from gateway.context import CONTEXT, Context
@@ -23,7 +24,9 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 def build_app(settings: GatewaySettings) -> web.Application:
-    app = web.Application(middlewares=[rest.errors_as_json], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(
+        middlewares=[metrics.count_requests, rest.errors_as_json], client_max_size=MAX_BODY_BYTES
+    )
     app.cleanup_ctx.append(_connections(settings))
     app.on_shutdown.append(_close_sockets)
     app.add_routes(
@@ -44,6 +47,7 @@ def build_app(settings: GatewaySettings) -> web.Application:
             web.get("/v1/ws", ws.websocket),
             web.get("/healthz", rest.healthz),
             web.get("/readyz", rest.readyz),
+            web.get("/metrics", make_aiohttp_handler()),
             web.get("/v1/openapi.json", api_docs.openapi),
             web.get("/", page.index),
             web.get("/static/{name}", page.static),
@@ -56,7 +60,7 @@ def _connections(settings: GatewaySettings):
     async def open_and_close(app: web.Application):
         names = Names(settings.namespace)
         clients = await connect(settings)
-        await ensure_actions_stream(clients.js, names)
+        await ensure_actions_stream(clients.js, names, replicas=settings.stream_replicas)
         fanout = Fanout(clients, settings.board_view_size)
         rates = ActionRates(settings.action_rate_per_second, settings.action_burst)
         top_cache = TopCache(settings.top_cache_seconds)

@@ -4,11 +4,12 @@ Every call carries a deadline, since gRPC has none by default, and every failure
 a PodiumError, so handlers never see a raw RpcError.
 """
 
+import json
 from dataclasses import dataclass
 
 import grpc
 import nats
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
@@ -25,8 +26,34 @@ from infra.errors import from_rpc_error
 from infra.grpc_server import keepalive_options
 from infra.names import Names
 
-# A target may list several replicas ("ipv4:127.0.0.1:50052,127.0.0.1:50062").
-_BALANCING = [("grpc.lb_policy_name", "round_robin")]
+# A call in flight on a replica that goes away fails UNAVAILABLE, though the others serve; calls
+# that change nothing are tried again at once, on the next replica. Login, registration,
+# refresh and tickets are not: a repeat of one that did arrive would not be the same call.
+_RETRIED = [
+    *(
+        {"service": auth_pb.DESCRIPTOR.services_by_name["AuthService"].full_name, "method": m}
+        for m in ("ValidateToken", "EndedSessions")
+    ),
+    {"service": game_pb.DESCRIPTOR.services_by_name["GameService"].full_name},
+    {"service": ranking_pb.DESCRIPTOR.services_by_name["RankingService"].full_name},
+    {"service": health.SERVICE_NAME},
+]
+_RETRY_POLICY = {
+    "maxAttempts": 3,
+    "initialBackoff": "0.05s",
+    "maxBackoff": "0.5s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
+# A target may list several replicas ("ipv4:127.0.0.1:50052,127.0.0.1:50062"): calls are
+# spread over those that are up.
+_BALANCING = [
+    ("grpc.lb_policy_name", "round_robin"),
+    (
+        "grpc.service_config",
+        json.dumps({"methodConfig": [{"name": _RETRIED, "retryPolicy": _RETRY_POLICY}]}),
+    ),
+]
 
 
 @dataclass
@@ -153,11 +180,17 @@ class Clients:
         stub = ranking_grpc.RankingServiceStub(self.channels["ranking"])
         return stub.WatchBoard(ranking_pb.WatchBoardRequest(board=board, limit=limit))
 
+    @property
+    def dependencies(self) -> list[str]:
+        """Names of what the gateway needs: its services, NATS, and the actions stream."""
+        return [*self.channels, "nats", "jetstream"]
+
     async def unhealthy(self) -> list[str]:
-        """Names of the dependencies that are not serving right now."""
+        """Names of the dependencies that are not serving right now (the actions stream is
+        out of reach, hence down, while NATS is)."""
         down = [name for name in self.channels if not await self._serving(name)]
         if not self.nc.is_connected:
-            down.append("nats")
+            down += ["nats", "jetstream"]
         elif not await self._actions_stream_exists():
             down.append("jetstream")
         return down

@@ -8,11 +8,13 @@ changed.
 """
 
 import asyncio
+import contextvars
 from typing import Any
 
 import grpc
 import structlog
 
+from gateway import metrics
 from gateway.clients import Clients
 from gateway.views import Deliver, Resume, ViewSpec, board_frame
 from gateway.watched_views import RETRY_DELAYS, WatchedViews
@@ -45,7 +47,13 @@ class BoardFeed:
         self._awaiting: dict[Deliver, tuple[Any, Resume | None]] = {}
         self._latest = None
         self._views = WatchedViews(board, clients)
-        self._task = asyncio.create_task(self._follow(), name=f"board-feed-{board}")
+        self._subscriptions = metrics.BOARD_SUBSCRIPTIONS.labels(board)
+        self._counted = 0
+        # In a context of its own: the socket that opened the feed is only its first
+        # subscriber, and its session must not be named in what the feed logs.
+        self._task = asyncio.create_task(
+            self._follow(), name=f"board-feed-{board}", context=contextvars.Context()
+        )
 
     @property
     def empty(self) -> bool:
@@ -57,9 +65,11 @@ class BoardFeed:
         """Subscribe; returns the answer at once when it is a top view already known."""
         if spec.view != "top":
             self._views.add(deliver, spec, frame_id, resume)
+            self._recount()
             return None
 
         self._top[deliver] = spec.limit
+        self._recount()
         if self._latest is None:
             self._awaiting[deliver] = (frame_id, resume)
             return None
@@ -72,11 +82,21 @@ class BoardFeed:
             self._awaiting.pop(deliver, None)
         if view != "top":
             self._views.remove(deliver, view)
+        self._recount()
 
     async def close(self) -> None:
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         await self._views.close()
+        self._subscriptions.dec(self._counted)
+        self._counted = 0
+
+    def _recount(self) -> None:
+        """Move the board's gauge by this feed's change: gateways sharing a process (in
+        tests) each add their own subscriptions to it."""
+        count = len(self._top) + len(self._views)
+        self._subscriptions.inc(count - self._counted)
+        self._counted = count
 
     async def _follow(self) -> None:
         """Keep a stream open for as long as the feed lives, reconnecting after failures."""
@@ -89,6 +109,7 @@ class BoardFeed:
                 log.info("board_stream_ended", board=self.board)
             except grpc.aio.AioRpcError as error:
                 log.warning("board_stream_failed", board=self.board, code=error.code().name)
+                metrics.BOARD_STREAM_FAILURES.inc()
             delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)]
             failures += 1
             await asyncio.sleep(delay)

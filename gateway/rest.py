@@ -11,6 +11,7 @@ from gateway.context import CONTEXT
 from gateway.errors import error_response, podium_error_response
 from gateway.identity import authenticate, bearer_token, client_address
 from infra.errors import PodiumError
+from infra.health import DEPENDENCY_UP
 
 log = structlog.get_logger(__name__)
 
@@ -68,7 +69,7 @@ async def me(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     """200 once every service the gateway needs answers; 503 naming those that do not."""
-    down = await request.app[CONTEXT].clients.unhealthy()
+    down = await _unhealthy(request.app[CONTEXT])
     if down:
         return web.json_response({"status": "unavailable", "down": down}, status=503)
     return web.json_response({"status": "ok"})
@@ -78,13 +79,22 @@ async def readyz(request: web.Request) -> web.Response:
     """Whether load balancers should send players here: not while draining, nor while a
     service behind the gateway is down."""
     context = request.app[CONTEXT]
-    down = await context.clients.unhealthy()
+    down = await _unhealthy(context)
     # Checked after the services answered: a drain may have begun while they were asked.
     if context.draining:
         return web.json_response({"status": "draining"}, status=503)
     if down:
         return web.json_response({"status": "unavailable", "down": down}, status=503)
     return web.json_response({"status": "ready"})
+
+
+async def _unhealthy(context) -> list[str]:
+    """The dependencies that do not answer now; each one's state is also a metric, so that an
+    alert can name it."""
+    down = await context.clients.unhealthy()
+    for name in context.clients.dependencies:
+        DEPENDENCY_UP.labels(name).set(0 if name in down else 1)
+    return down
 
 
 @web.middleware

@@ -8,6 +8,7 @@ subscriber alone is answered by a read of the views still unanswered, not of eve
 """
 
 import asyncio
+import contextvars
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,11 +51,18 @@ class WatchedViews:
         # (seq, period) of the last read of every view.
         self._read_at: tuple[int, str] | None = None
         self._wake = asyncio.Event()
-        self._task = asyncio.create_task(self._refresh_forever(), name=f"board-views-{board}")
+        # Shared by every subscriber, so not in the context of the socket that opened it.
+        self._task = asyncio.create_task(
+            self._refresh_forever(), name=f"board-views-{board}", context=contextvars.Context()
+        )
 
     @property
     def empty(self) -> bool:
         return not self._watches
+
+    def __len__(self) -> int:
+        """How many views are watched, one per subscriber and view."""
+        return len(self._watches)
 
     def add(self, deliver: Deliver, spec: ViewSpec, frame_id: Any, resume: Resume | None) -> None:
         """Watch a view; the answer comes through `deliver` once it has been read."""

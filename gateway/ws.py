@@ -19,8 +19,9 @@ from typing import Any
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 from podium.game.v1 import game_pb2
+from structlog.contextvars import bound_contextvars
 
-from gateway import actions, codec
+from gateway import actions, codec, metrics
 from gateway.context import CONTEXT, Context
 from gateway.errors import error_response, podium_error_response
 from gateway.frames import (
@@ -57,6 +58,13 @@ _RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 # How long a draining gateway waits for a socket's pending results before closing it anyway.
 DRAIN_RESULTS_SECONDS = 5.0
 
+_FRAMES = {
+    ActionFrame: metrics.FRAMES.labels("action"),
+    SubscribeFrame: metrics.FRAMES.labels("subscribe"),
+    UnsubscribeFrame: metrics.FRAMES.labels("unsubscribe"),
+    PingFrame: metrics.FRAMES.labels("ping"),
+}
+
 
 async def websocket(request: web.Request) -> web.StreamResponse:
     """GET /v1/ws: refuse before the upgrade unless a ticket or bearer token names a live
@@ -92,10 +100,17 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     player = PlayerSocket(ws, context, identity.player_id, identity.session_key)
     player.transport = request.transport
     context.players.add(player)
-    try:
-        await player.serve(welcome_frame(identity.player_id, state.state_json, state.state_hash))
-    finally:
-        context.players.discard(player)
+    # Every line logged for this socket, by its tasks too, names its session.
+    with (
+        bound_contextvars(session_key=identity.session_key),
+        metrics.SOCKETS_OPEN.track_inprogress(),
+    ):
+        try:
+            await player.serve(
+                welcome_frame(identity.player_id, state.state_json, state.state_hash)
+            )
+        finally:
+            context.players.discard(player)
     return ws
 
 
@@ -188,7 +203,8 @@ class PlayerSocket:
             return
         sock = self.transport.get_extra_info("socket")
         if sock is not None and self.ws.close_code in (None, WSCloseCode.ABNORMAL_CLOSURE):
-            with contextlib.suppress(OSError):
+            # uvloop answers ValueError for a connection it has closed already: none to reset.
+            with contextlib.suppress(OSError, ValueError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
         self.transport.abort()
 
@@ -263,6 +279,7 @@ class PlayerSocket:
 
         try:
             frame = parse(data)
+            _FRAMES[type(frame)].inc()
             if isinstance(frame, ActionFrame):
                 await self._act(frame)
             elif isinstance(frame, SubscribeFrame):
@@ -277,6 +294,7 @@ class PlayerSocket:
     def _refuse(self, error: FrameError) -> None:
         """Answer a frame with an error; a client that keeps breaking the protocol is closed."""
         log.info("frame_refused", player_id=self.player_id, code=error.code)
+        metrics.FRAME_ERRORS.labels(error.code).inc()
         self._send(error_frame(error.code, error.message, error.frame_id, error.retry_after_ms))
         if not error.violation:
             return
@@ -286,6 +304,14 @@ class PlayerSocket:
             self._close(WSCloseCode.POLICY_VIOLATION, "too many bad frames")
 
     async def _act(self, frame: ActionFrame) -> None:
+        """Queue the action; what is logged meanwhile, its refusal included, names it."""
+        with bound_contextvars(action_id=frame.action_id):
+            try:
+                await self._queue(frame)
+            except FrameError as error:
+                self._refuse(error)
+
+    async def _queue(self, frame: ActionFrame) -> None:
         action_id = frame.action_id.lower()
         if action_id not in self.pending and len(self.pending) >= MAX_PENDING_ACTIONS:
             raise FrameError(
@@ -404,6 +430,7 @@ class PlayerSocket:
         if self._close_request is not None:
             return
         log.info("socket_closing", player_id=self.player_id, code=int(code), reason=reason)
+        metrics.SOCKET_CLOSES.labels(int(code)).inc()
         self._close_request = (int(code), reason)
         self._close_requested.set()
 

@@ -1,13 +1,16 @@
-"""Start a grpc.aio server with health and reflection, and stop it gracefully on a signal."""
+"""Start a grpc.aio server with health, reflection and RPC metrics; stop it gracefully."""
 
 import asyncio
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import grpc
 import structlog
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
+from infra.health import Probe, ServerHealth
+from infra.metrics import RpcMetrics
 
 log = structlog.get_logger(__name__)
 
@@ -37,17 +40,20 @@ async def start_server(
     listen: str,
     add_services: Callable[[grpc.aio.Server], Iterable[str]],
     keepalive_ms: int = 20_000,
-) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
-    """Bind `listen` (port 0 picks one), register services, and serve them as SERVING.
+    dependencies: Mapping[str, Probe] | None = None,
+    check_seconds: float = 2.0,
+) -> tuple[grpc.aio.Server, int, ServerHealth]:
+    """Bind `listen` (port 0 picks one), register services, and serve them.
 
     `add_services` registers the servicers and returns their full names, which are then
-    published through grpc.health.v1 and reflection. Returns the server, its port and the
-    health servicer, so that the caller can flip services to NOT_SERVING.
+    published through grpc.health.v1 and reflection: SERVING while every probe in
+    `dependencies` passes (checked every `check_seconds`), NOT_SERVING while one fails.
+    Returns the server, its port and the health servicer, which the caller shuts down.
     """
-    server = grpc.aio.server(options=_server_options(keepalive_ms))
+    server = grpc.aio.server(interceptors=[RpcMetrics()], options=_server_options(keepalive_ms))
     names = list(add_services(server))
 
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = ServerHealth(dependencies or {}, check_seconds)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
@@ -55,8 +61,7 @@ async def start_server(
 
     port = server.add_insecure_port(listen)
     await server.start()
-    for name in ["", *names]:
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.start(names)
     return server, port, health_servicer
 
 

@@ -6,11 +6,18 @@ import sys
 import orjson
 import structlog
 
+# Fields whose values are credentials. No code logs them; should a line ever carry one, the
+# value is replaced before it is written, since log stores are read by many and kept long.
+SECRET_FIELDS = frozenset(
+    {"password", "token", "access_token", "refresh_token", "ticket", "authorization"}
+)
+
 
 def configure_logging(service: str, level: str = "INFO") -> None:
     """Render structlog and stdlib records (grpc, aiohttp, asyncio) as one JSON line each."""
     shared = [
         structlog.contextvars.merge_contextvars,
+        _redact_secrets,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
@@ -36,6 +43,12 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+def _redact_secrets(_logger, _method, event: dict) -> dict:
+    for name in SECRET_FIELDS & event.keys():
+        event[name] = "[redacted]"
+    return event
 
 
 def _add_service(service: str):

@@ -23,9 +23,17 @@ DEAD_LETTER_MAX_AGE_SECONDS = 14 * 86400.0
 
 
 async def ensure_actions_stream(
-    js: JetStreamContext, names: Names, duplicate_window: float = DUPLICATE_WINDOW_SECONDS
+    js: JetStreamContext,
+    names: Names,
+    duplicate_window: float = DUPLICATE_WINDOW_SECONDS,
+    replicas: int = 1,
 ) -> None:
-    """Create the actions stream and its dead letters, or bring them to this configuration."""
+    """Create the actions stream and its dead letters, or bring them to this configuration.
+
+    `replicas` is how many servers of a NATS cluster keep each stream; it is set on every
+    start, so it must be the deployment's (PODIUM_STREAM_REPLICAS), or a stream an operator
+    replicated by hand would be scaled back down.
+    """
     await _ensure(
         js,
         StreamConfig(
@@ -36,6 +44,7 @@ async def ensure_actions_stream(
             discard=DiscardPolicy.NEW,
             max_bytes=MAX_ACTIONS_BYTES,
             duplicate_window=duplicate_window,
+            num_replicas=replicas,
         ),
     )
     await _ensure(
@@ -47,6 +56,7 @@ async def ensure_actions_stream(
             storage=StorageType.FILE,
             max_age=DEAD_LETTER_MAX_AGE_SECONDS,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            num_replicas=replicas,
         ),
     )
 

@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from infra.boards import Board
 from infra.errors import PodiumError
 from infra.names import Names
+from ranking import metrics
 from ranking.board_store import BoardStore
 
 log = structlog.get_logger(__name__)
@@ -166,6 +167,8 @@ class BoardFeed:
         group = self._groups.get(board.id) or self._open(board)
         watcher = Watcher(limit)
         group.watchers.add(watcher)
+        watching = metrics.WATCHERS.labels(board.id)
+        watching.inc()
 
         try:
             async with group.lock:
@@ -176,6 +179,7 @@ class BoardFeed:
                     group.seq = view.seq
             yield watcher
         finally:
+            watching.dec()
             self._leave(group, watcher)
 
     def _open(self, board: Board) -> _Group:

@@ -25,6 +25,7 @@ from infra.boards import MAX_SCORE, Board
 from infra.errors import PodiumError
 from infra.leaderboard import LUA_HELPERS, PeriodKeys, Standing, register_write, write_args
 from infra.shards import ShardPools
+from ranking import metrics
 from ranking.board_store import BoardStore
 from ranking.feed import publish_change
 
@@ -135,9 +136,11 @@ class Rebuilder:
         token = secrets.token_hex(8)
         marked = await self._redis.set(keys.rebuild, token, nx=True, ex=REBUILD_TTL_SECONDS)
         if not marked:
+            metrics.REBUILDS_JOINED.inc()
             await self._wait_until_built(keys)
             return None
 
+        started = time.monotonic()
         scratch = keys.scratch(token)
         try:
             members = await self._copy(board, period, scratch)
@@ -146,9 +149,11 @@ class Rebuilder:
                 args=[token, "1" if board.ranks == "dense" else "0", time.time_ns() // 1000],
             )
         except BaseException:
+            metrics.REBUILDS_FAILED.inc()
             await self._redis.delete(keys.rebuild, *_swap_keys(scratch)[:4])
             raise
         if seq < 0:
+            metrics.REBUILDS_FAILED.inc()
             raise PodiumError(
                 "REBUILD_INTERRUPTED",
                 "the rebuild took too long; try again",
@@ -156,6 +161,8 @@ class Rebuilder:
             )
 
         await publish_change(self._nc, self._store.names, board.id, period, seq)
+        metrics.REBUILDS_DONE.inc()
+        metrics.REBUILD_SECONDS.observe(time.monotonic() - started)
         log.info("board_rebuilt", board=board.id, period=period, members=members, seq=seq)
         return Rebuilt(members, seq)
 

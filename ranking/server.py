@@ -11,6 +11,8 @@ import structlog
 from podium.ranking.v1 import ranking_service_pb2, ranking_service_pb2_grpc
 
 from infra.grpc_server import shutdown, start_server
+from infra.health import store_probes
+from infra.metrics import metrics_endpoint
 from infra.names import Names
 from infra.redis_client import connect_redis
 from infra.shards import ShardPools
@@ -73,10 +75,15 @@ async def running(settings: RankingSettings, clock: Clock = now_ms) -> AsyncIter
         stack.push_async_callback(_stop, stop_periods, keeper)
 
         api = RankingApi(store, feed, Pager(redis, store), store.rebuild, periods, clock)
+        await stack.enter_async_context(
+            metrics_endpoint(settings.metrics_host, settings.metrics_port)
+        )
         server, port, health = await start_server(
             settings.ranking_listen,
             lambda srv: _add_ranking(srv, api),
             settings.grpc_keepalive_ms,
+            store_probes(pools, redis, nc),
+            settings.dependency_check_ms / 1000,
         )
         log.info("serving", port=port, namespace=settings.namespace)
         try:

@@ -50,9 +50,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("shard_index", range(SHARD_DATABASES))
 
 
-def _shard_dsns_of(namespace: str) -> list[str]:
+def _shard_dsns_of(namespace: str, count: int = SHARD_DATABASES) -> list[str]:
     first = f"podium_{namespace}"
-    databases = [first] + [f"{first}_{i}" for i in range(1, SHARD_DATABASES)]
+    databases = [first] + [f"{first}_{i}" for i in range(1, count)]
     return [_dsn_for(database) for database in databases]
 
 
@@ -81,13 +81,13 @@ async def shard_dsns(namespace: str):
 async def shard_dsns_for():
     """Name shard databases for a namespace of a module's own: shard_dsns_for(namespace).
 
-    As many as the session has, for a stack that creates and migrates them itself as it would
-    in production; whatever the module named is dropped after it.
+    As many as the session has unless `count` says, for a stack that creates and migrates them
+    itself as it would in production; whatever the module named is dropped after it.
     """
     named: list[str] = []
 
-    def dsns_for(namespace: str) -> list[str]:
-        dsns = _shard_dsns_of(namespace)
+    def dsns_for(namespace: str, count: int | None = None) -> list[str]:
+        dsns = _shard_dsns_of(namespace, count or SHARD_DATABASES)
         named.extend(dsns)
         return dsns
 

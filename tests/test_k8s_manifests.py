@@ -191,6 +191,16 @@ def test_grpc_service_is_probed_natively_on_its_port(name):
         assert spec[probe]["grpc"]["port"] == port_number(name), probe
 
 
+@pytest.mark.parametrize("name", GRPC_SERVICES)
+def test_a_store_outage_makes_a_grpc_pod_unready_but_never_restarts_it(name):
+    """Readiness asks the overall status, which a store outage turns NOT_SERVING; liveness
+    asks "liveness", which only shutdown does."""
+    spec = container(name)
+
+    assert "service" not in spec["readinessProbe"]["grpc"]
+    assert spec["livenessProbe"]["grpc"]["service"] == "liveness"
+
+
 def test_gateway_is_ready_only_when_readyz_answers_and_has_a_liveness_probe():
     spec = container("gateway")
 

@@ -435,9 +435,10 @@ def test_nats_is_a_three_server_cluster_with_a_route_to_each():
 def test_podium_keeps_its_streams_on_every_nats_server():
     config = find(PRODUCTION, "ConfigMap", "podium-config")["data"]
     nats = find(PRODUCTION, "StatefulSet", "nats")
+    dev = find("overlays/dev", "ConfigMap", "podium-config")["data"]
 
     assert int(config["PODIUM_STREAM_REPLICAS"]) == nats["spec"]["replicas"]
-    assert "PODIUM_STREAM_REPLICAS" not in find("overlays/dev", "ConfigMap", "podium-config")["data"]
+    assert "PODIUM_STREAM_REPLICAS" not in dev
 
 
 def test_redis_has_a_replica_three_sentinels_and_a_proxy_podium_uses():

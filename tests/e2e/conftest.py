@@ -1,7 +1,8 @@
 """The whole system started by the README's own start command, on real services.
 
 Each test module gets a stack of its own (a fresh namespace and shard databases, as many as the
-session has), so board ranks in one module never depend on another's scores.
+session has unless the module's SHARD_DATABASES says), so board ranks in one module never
+depend on another's scores.
 """
 
 import asyncio
@@ -15,9 +16,11 @@ import uuid
 from pathlib import Path
 
 import aiohttp
+import grpc
 import nats
 import pytest
 import redis.asyncio as aioredis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devstack.client import PlayerClient
 from infra.config import CommonSettings
@@ -29,54 +32,92 @@ BASE = CommonSettings()
 PASSWORD = "correct horse battery"
 
 
-def _free_port() -> int:
+# Ports a stack's replicas may take past each service's first one (replica i on port + i).
+REPLICA_PORTS = 4
+
+
+def _free_port(span: int = REPLICA_PORTS) -> int:
+    """A port that nothing holds, nor the `span - 1` ports after it."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port + span <= 65536 and all(_bindable(port + i) for i in range(1, span)):
+            return port
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 class Stack:
     """A running `python -m devstack up` and what it points at."""
 
-    def __init__(self, namespace: str, dsns: list[str], url: str, process, log_path: Path) -> None:
+    def __init__(
+        self, namespace: str, dsns: list[str], process, log_path: Path, ports: dict[str, int]
+    ) -> None:
         self.names = Names(namespace)
         self.dsns = dsns
-        self.url = url
         self.process = process
         self.log_path = log_path
+        # The first port of each service, by module; replica i listens on port + i.
+        self.ports = ports
+        # Every gateway, as devstack announced them once all answered; url is the first.
+        self.urls = self.entries("podium_ready")[-1]["urls"]
+        self.url = self.urls[0]
         # Where the stack's auth and ranking listen, for RPCs no player route exposes and for
         # gateway parts run inside a test.
-        self.auth_target = ""
-        self.ranking_target = ""
+        self.auth_target = f"127.0.0.1:{ports['auth']}"
+        self.ranking_target = f"127.0.0.1:{ports['ranking']}"
 
-    def pid_of(self, module: str) -> int | None:
-        """The pid of the service's current process, from the stack's own log."""
-        pid = None
+    def entries(self, event: str) -> list[dict]:
+        """devstack's own log lines of one event, oldest first."""
+        entries = []
         for line in self.log_path.read_text().splitlines():
-            if line.startswith("{") and '"service_started"' in line:
+            if line.startswith("{") and f'"{event}"' in line:
                 entry = json.loads(line)
-                if entry.get("event") == "service_started" and entry.get("name") == module:
-                    pid = entry["pid"]
-        return pid
+                if entry.get("event") == event:
+                    entries.append(entry)
+        return entries
 
-    async def restart(self, module: str) -> None:
-        """Stop the service's process (SIGTERM); devstack starts a new one, awaited here."""
-        old = self.pid_of(module)
-        os.kill(old, signal.SIGTERM)
+    def pid_of(self, module: str, replica: int = 0) -> int | None:
+        """The pid of a service replica's current process, from the stack's own log."""
+        started = [
+            entry["pid"]
+            for entry in self.entries("service_started")
+            if entry["name"] == module and entry["replica"] == replica
+        ]
+        return started[-1] if started else None
+
+    async def restart(self, module: str, replica: int = 0, sig: int = signal.SIGTERM) -> None:
+        """Stop a replica's process (SIGTERM unless told); devstack starts a new one, awaited
+        here until it serves: a gateway until its /healthz answers, another service until its
+        gRPC health says SERVING and the first gateway's /healthz answers again."""
+        old = self.pid_of(module, replica)
+        os.kill(old, sig)
         for _ in range(300):
             await asyncio.sleep(0.1)
-            if self.pid_of(module) not in (None, old):
+            if self.pid_of(module, replica) not in (None, old):
                 break
         else:
-            raise RuntimeError(f"{module} was not restarted")
-        await _wait_ready(self.url, self.process, str(self.log_path))
+            raise RuntimeError(f"{module} replica {replica} was not restarted")
+        if module != "gateway":
+            await _wait_serving(f"127.0.0.1:{self.ports[module] + replica}", self)
+        await _wait_ready(
+            self.urls[replica if module == "gateway" else 0], self.process, str(self.log_path)
+        )
 
 
 @pytest.fixture(scope="module")
 async def stack(request, tmp_path_factory, shard_dsns_for):
     """The stack of one test module; a module's STACK_ENV adds settings of its own."""
     namespace = "e" + uuid.uuid4().hex[:10]
-    dsns = shard_dsns_for(namespace)
+    dsns = shard_dsns_for(namespace, getattr(request.module, "SHARD_DATABASES", None))
     http_port = _free_port()
     env = {
         **os.environ,
@@ -105,13 +146,16 @@ async def stack(request, tmp_path_factory, shard_dsns_for):
         cwd=ROOT,
         stdout=log_file,
         stderr=asyncio.subprocess.STDOUT,
+        # A process group of devstack and the services it starts: a stack that does not stop
+        # when asked is killed whole, leaving no service behind.
+        start_new_session=True,
     )
-    url = f"http://127.0.0.1:{http_port}"
+    ports = {"gateway": int(env["PODIUM_HTTP_PORT"])} | {
+        module: int(env[f"PODIUM_{module.upper()}_PORT"]) for module in ("auth", "ranking", "game")
+    }
     try:
-        await _wait_ready(url, process, log_file.name)
-        stack = Stack(namespace, dsns, url, process, Path(log_file.name))
-        stack.auth_target = f"127.0.0.1:{env['PODIUM_AUTH_PORT']}"
-        stack.ranking_target = f"127.0.0.1:{env['PODIUM_RANKING_PORT']}"
+        await _wait_announced(process, log_file.name)
+        stack = Stack(namespace, dsns, process, Path(log_file.name), ports)
         yield stack
 
         process.send_signal(signal.SIGINT)
@@ -119,10 +163,40 @@ async def stack(request, tmp_path_factory, shard_dsns_for):
         assert code == 0, Path(log_file.name).read_text()[-4000:]
     finally:
         if process.returncode is None:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
         log_file.close()
         await _remove(namespace)
+
+
+async def _wait_announced(process, log_path: str) -> None:
+    """Wait until devstack says every gateway is up."""
+    for _ in range(600):
+        if process.returncode is not None:
+            break
+        if "Podium is up" in Path(log_path).read_text():
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError("stack did not come up:\n" + Path(log_path).read_text()[-4000:])
+
+
+async def _wait_serving(address: str, stack: Stack) -> None:
+    """Wait until the gRPC server at `address` reports SERVING (its stores answer)."""
+    for _ in range(300):
+        if stack.process.returncode is not None:
+            break
+        # A new channel each time: one that failed to connect waits out a growing backoff.
+        async with grpc.aio.insecure_channel(address) as channel:
+            try:
+                reply = await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=1
+                )
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"{address} did not serve:\n" + stack.log_path.read_text()[-4000:])
 
 
 async def _wait_ready(url: str, process, log_path: str) -> None:
@@ -164,12 +238,15 @@ async def http():
 
 @pytest.fixture
 async def players(stack, http):
-    """A factory of registered, logged-in and connected players; closes them afterwards."""
+    """A factory of registered, logged-in and connected players, on the first gateway unless
+    told another's URL; closes them afterwards."""
     made: list[PlayerClient] = []
 
-    async def make(connect: bool = True) -> PlayerClient:
-        player = PlayerClient(http, stack.url)
-        username = "p" + uuid.uuid4().hex[:12]
+    async def make(
+        connect: bool = True, url: str | None = None, username: str | None = None
+    ) -> PlayerClient:
+        player = PlayerClient(http, url or stack.url)
+        username = username or "p" + uuid.uuid4().hex[:12]
         await player.register(username, PASSWORD)
         await player.login(username, PASSWORD)
         player.username = username

@@ -1,10 +1,12 @@
-"""The ranking server's lifecycle: health, reflection, store outages, shutdown, and the CLI."""
+"""The ranking server's lifecycle: health, reflection, store outages, shutdown, the CLI and
+its metrics."""
 
 import asyncio
 import os
 import signal
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import grpc
 import orjson
@@ -15,6 +17,8 @@ from podium.ranking.v1 import ranking_service_pb2_grpc
 
 from ranking.config import RankingSettings
 from ranking.server import SERVICE_NAME, running
+from tests.game.stall_proxy import StallProxy
+from tests.scrape import metrics_port, scrape
 
 ROOT = Path(__file__).resolve().parents[2]
 # Bounds on waiting for the subprocess, so that a hung one fails instead of stalling the run.
@@ -65,6 +69,30 @@ async def test_an_unreachable_redis_is_reported_as_unavailable(serve_ranking, rp
         failure = await rpc_error(ranking.stub.GetTop(request))
 
     assert failure == (grpc.StatusCode.UNAVAILABLE, "UNAVAILABLE")
+
+
+async def _until_health(channel: grpc.aio.Channel, status: int) -> None:
+    for _ in range(300):
+        if {await health_of(channel, ""), await health_of(channel, SERVICE_NAME)} == {status}:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"health never became {status}")
+
+
+async def test_health_follows_redis_down_and_back(serve_ranking):
+    async with StallProxy(urlsplit(RankingSettings().redis_url).port) as proxy:
+        through = proxy.through(RankingSettings().redis_url)
+        async with serve_ranking(redis_url=through, dependency_check_ms=100) as ranking:
+            await _until_health(ranking.channel, health_pb2.HealthCheckResponse.SERVING)
+            proxy.cut()
+            await _until_health(ranking.channel, health_pb2.HealthCheckResponse.NOT_SERVING)
+            await proxy.restore()
+            await _until_health(ranking.channel, health_pb2.HealthCheckResponse.SERVING)
+            top = await ranking.stub.GetTop(
+                pb.GetTopRequest(board="daily", period=ranking.day, limit=5)
+            )
+
+    assert top.board == "daily"
 
 
 async def test_shutdown_ends_open_watch_streams_cleanly(settings_env, read_view):
@@ -126,3 +154,53 @@ async def test_a_watch_opened_while_shutting_down_is_refused(ranking, rpc_error)
     failure = await rpc_error(call.read())
 
     assert failure == (grpc.StatusCode.UNAVAILABLE, "SHUTTING_DOWN")
+
+
+async def test_python_m_ranking_serves_read_stream_and_rebuild_metrics(
+    service_env, day, read_view
+):
+    port = metrics_port()
+    env = {
+        **os.environ,
+        **service_env,
+        "PODIUM_RANKING_LISTEN": "127.0.0.1:0",
+        "PODIUM_METRICS_PORT": str(port),
+        "PODIUM_METRICS_HOST": "127.0.0.1",
+    }
+    url = f"http://127.0.0.1:{port}/metrics"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ranking", cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        grpc_port = await asyncio.wait_for(serving_port(process), START_GUARD_SECONDS)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            stub = ranking_service_pb2_grpc.RankingServiceStub(channel)
+            before = await scrape(url)
+            # Rebuilt first: a read of a period Redis has not built would rebuild it too.
+            await stub.RebuildBoard(pb.RebuildBoardRequest(board="daily", period=day))
+            await stub.GetTop(pb.GetTopRequest(board="daily", period=day, limit=5))
+            read = await scrape(url)
+            call = stub.WatchBoard(pb.WatchBoardRequest(board="daily", limit=1))
+            await read_view(call)
+            watching = await scrape(url)
+            call.cancel()
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.communicate(), EXIT_GUARD_SECONDS)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    def grew(earlier, later, name: str, **labels: str) -> float:
+        return later.value(name, **labels) - earlier.value(name, **labels)
+
+    service = "podium.ranking.v1.RankingService"
+    get_top = {"service": service, "method": "GetTop"}
+    watch = {"service": service, "method": "WatchBoard"}
+    assert grew(before, read, "podium_grpc_server_handled_total", **get_top, code="OK") == 1
+    assert grew(before, read, "podium_grpc_server_handling_seconds_count", **get_top) == 1
+    assert grew(before, read, "podium_ranking_rebuilds_total", outcome="done") == 1
+    assert grew(before, read, "podium_ranking_rebuild_seconds_count") == 1
+    assert grew(read, watching, "podium_ranking_watchers", board="daily") == 1
+    assert grew(read, watching, "podium_grpc_server_streams_open", **watch) == 1
+    assert watching.value("podium_dependency_up", dependency="postgres") == 1
