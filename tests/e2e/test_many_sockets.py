@@ -8,11 +8,11 @@ takes 5-15 s on two shared cores. How fast the frames arrive is for bench/push_f
 
 import asyncio
 import contextlib
-import os
 
 import aiohttp
 
 from devstack.client import PlayerClient
+from tests.processes import alive
 
 SOCKETS = 2000
 SESSIONS = 10
@@ -52,14 +52,6 @@ async def _play_and_see(scorer: PlayerClient, points: int) -> dict:
     result = await scorer.play("score", {"points": points})
     await scorer.board("top", lambda frame: _score_of(frame, scorer.player_id) == result["score"])
     return result
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def test_two_thousand_sockets_on_one_board_all_end_on_its_final_state(players, stack):
@@ -105,7 +97,7 @@ async def test_two_thousand_sockets_on_one_board_all_end_on_its_final_state(play
         assert _score_of(frames[-1], scorer.player_id) == final_score
     assert still_open == SOCKETS
     assert health == {"status": "ok"}
-    assert stack.pid_of("gateway") == gateway and _alive(gateway)
+    assert stack.pid_of("gateway") == gateway and alive(gateway)
 
 
 def _score_of(view: dict, player_id: str) -> int | None:
