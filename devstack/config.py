@@ -54,6 +54,14 @@ class StackSettings(CommonSettings):
         }
 
     @property
+    def metrics_ports(self) -> range:
+        """The ports the gRPC processes serve metrics on, one each, when metrics_port is set."""
+        if not self.metrics_port:
+            return range(0)
+        processes = self.auth_replicas + self.ranking_replicas + self.game_workers
+        return range(self.metrics_port, self.metrics_port + processes)
+
+    @property
     def shard_dsns(self) -> list[str]:
         """PODIUM_POSTGRES_SHARDS as given, or shard_databases databases named after the DSN's."""
         if self.postgres_shards:
@@ -66,7 +74,8 @@ class StackSettings(CommonSettings):
     def _fits(self) -> "StackSettings":
         """Refuse at start what would only fail later: replicas on ports past 65535 or on
         another service's port, and shard settings that disagree."""
-        ranges = self.port_ranges
+        ranges = {**self.port_ranges, "metrics": self.metrics_ports}
+        ranges = {module: ports for module, ports in ranges.items() if ports}
         for module, ports in ranges.items():
             if ports[-1] > 65535:
                 raise ValueError(
@@ -85,6 +94,11 @@ class StackSettings(CommonSettings):
                 "PODIUM_SHARD_DATABASES needs a database name in PODIUM_POSTGRES_DSN "
                 "to name the others after"
             )
+        if len(self.shard_dsns) > 1 and any("," in dsn for dsn in self.shard_dsns):
+            raise ValueError(
+                "a DSN with a comma cannot be one of several shards (they are listed comma-"
+                "separated); percent-encode the comma as %2C"
+            )
         given = "shard_databases" in self.model_fields_set
         if given and self.postgres_shards and len(self.postgres_shards) != self.shard_databases:
             raise ValueError(
@@ -99,6 +113,7 @@ _PORT_OF = {
     "auth": "PODIUM_AUTH_PORT",
     "ranking": "PODIUM_RANKING_PORT",
     "game": "PODIUM_GAME_PORT",
+    "metrics": "PODIUM_METRICS_PORT",
 }
 
 

@@ -17,6 +17,7 @@ from collections import Counter
 import aiohttp
 import nats
 import structlog
+from nats.js.errors import APIError
 
 from devstack.config import StackSettings
 from devstack.embedded import backing_stores
@@ -65,10 +66,12 @@ def service_commands(settings: StackSettings) -> list[tuple[str, dict[str, str]]
     ]
     if settings.metrics_port:
         # Processes sharing a machine cannot share a port: each gRPC one serves its metrics on
-        # the next (gateways serve /metrics on their HTTP ports).
+        # the next (gateways serve /metrics on their HTTP ports), on loopback like the rest of
+        # the stack unless PODIUM_METRICS_HOST says otherwise.
         served = [extra for module, extra in commands if module != "gateway"]
-        for offset, extra in enumerate(served):
-            extra["PODIUM_METRICS_PORT"] = str(settings.metrics_port + offset)
+        host = settings.metrics_host if "metrics_host" in settings.model_fields_set else host
+        for port, extra in zip(settings.metrics_ports, served, strict=True):
+            extra.update({"PODIUM_METRICS_PORT": str(port), "PODIUM_METRICS_HOST": host})
     common = {"PODIUM_JWT_PRIVATE_KEY_FILE": key, **store_env(settings)}
     return [(module, {**common, **extra}) for module, extra in commands]
 
@@ -85,10 +88,12 @@ def gateway_urls(settings: StackSettings) -> list[str]:
 
 def store_env(settings: StackSettings) -> dict[str, str]:
     """Where every service finds the stores: as configured, by default, or an embedded server."""
+    dsns = settings.shard_dsns
     return {
-        "PODIUM_POSTGRES_DSN": settings.postgres_dsn,
-        # Derived from PODIUM_SHARD_DATABASES when not given.
-        "PODIUM_POSTGRES_SHARDS": ",".join(settings.shard_dsns),
+        "PODIUM_POSTGRES_DSN": dsns[0],
+        # Derived from PODIUM_SHARD_DATABASES when not given. One database goes alone in
+        # PODIUM_POSTGRES_DSN, where a comma (in a password, say) cannot split it.
+        "PODIUM_POSTGRES_SHARDS": ",".join(dsns) if len(dsns) > 1 else "",
         "PODIUM_REDIS_URL": settings.redis_url,
         "PODIUM_NATS_URL": settings.nats_url,
     }
@@ -102,6 +107,9 @@ async def prepare(settings: StackSettings) -> None:
         await ensure_actions_stream(
             nc.jetstream(), Names(settings.namespace), replicas=settings.stream_replicas
         )
+    except APIError as error:
+        # PODIUM_STREAM_REPLICAS above the servers there are, most likely.
+        raise StoreUnavailable(f"NATS refused the actions stream: {error.description}") from error
     finally:
         await nc.close()
 

@@ -29,10 +29,16 @@ def keepalive_options(keepalive_ms: int) -> list[tuple[str, int]]:
 
 def _server_options(keepalive_ms: int) -> list[tuple[str, int]]:
     """A server's defaults refuse pings more often than every five minutes on a quiet
-    connection: an idle stream's keepalive would get it closed (GOAWAY, too many pings)."""
+    connection: an idle stream's keepalive would get it closed (GOAWAY, too many pings).
+
+    gRPC also binds with SO_REUSEPORT by default, so a second server on a port already taken
+    starts without complaint and the kernel splits connections between the two: a stack
+    started twice on one machine sent one stack's players into the other's database.
+    """
     return [
         *keepalive_options(keepalive_ms),
         ("grpc.http2.min_ping_interval_without_data_ms", keepalive_ms // 2),
+        ("grpc.so_reuseport", 0),
     ]
 
 

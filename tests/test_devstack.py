@@ -1,14 +1,20 @@
 """What the one-machine stack hands each service it starts, and the settings it refuses."""
 
+import asyncio
+import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from devstack.config import StackSettings, problems
+from devstack.embedded import free_port
 from devstack.up import gateway_urls, service_commands
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_each_service_is_pointed_at_the_others_and_auth_allows_bots_to_register():
@@ -81,7 +87,7 @@ def test_each_service_is_handed_the_stores_the_stack_settled_on():
     envs = [env for _, env in service_commands(settings)]
 
     assert all(env["PODIUM_POSTGRES_DSN"] == settings.postgres_dsn for env in envs)
-    assert all(env["PODIUM_POSTGRES_SHARDS"] == settings.postgres_dsn for env in envs)
+    assert all(env["PODIUM_POSTGRES_SHARDS"] == "" for env in envs)
     assert all(env["PODIUM_REDIS_URL"] == "redis://127.0.0.1:6002/0" for env in envs)
     assert all(env["PODIUM_NATS_URL"] == "nats://127.0.0.1:6003" for env in envs)
 
@@ -134,6 +140,19 @@ def test_shard_databases_are_named_after_the_dsns_database_unless_listed():
             },
             "PODIUM_SHARD_DATABASES needs a database name in PODIUM_POSTGRES_DSN",
         ),
+        (
+            {"metrics_port": 65535},
+            "metrics ports 65535-65537 run past 65535; lower PODIUM_METRICS_PORT",
+        ),
+        (
+            {"metrics_port": 50050},
+            "auth ports 50051 overlap metrics ports 50050-50052; move one of them with "
+            "PODIUM_AUTH_PORT or PODIUM_METRICS_PORT",
+        ),
+        (
+            {"postgres_shards": ["postgresql://u:a,b@h/x", "postgresql://h/y"]},
+            "a DSN with a comma cannot be one of several shards",
+        ),
     ],
 )
 def test_a_topology_that_cannot_run_is_refused_naming_what_to_change(settings, problem):
@@ -165,8 +184,47 @@ def test_the_start_command_refuses_bad_settings_in_a_line_and_starts_nothing():
 def test_each_grpc_process_gets_a_metrics_port_of_its_own_when_metrics_are_asked_for():
     settings = StackSettings(metrics_port=9100, auth_replicas=2, game_workers=3)
 
-    ports = [env.get("PODIUM_METRICS_PORT") for _, env in service_commands(settings)]
+    envs = [env for _, env in service_commands(settings)]
     unset = [env.get("PODIUM_METRICS_PORT") for _, env in service_commands(StackSettings())]
 
-    assert ports == ["9100", "9101", "9102", "9103", "9104", "9105", None]
+    assert [env.get("PODIUM_METRICS_PORT") for env in envs] == [
+        "9100", "9101", "9102", "9103", "9104", "9105", None
+    ]  # fmt: skip
+    assert {env.get("PODIUM_METRICS_HOST") for env in envs[:-1]} == {"127.0.0.1"}
     assert set(unset) == {None}
+
+
+def test_a_lone_database_whose_dsn_holds_a_comma_reaches_the_services_whole():
+    dsn = "postgresql://postgres:pa,ss@127.0.0.1:5432/podium"
+
+    envs = [env for _, env in service_commands(StackSettings(postgres_dsn=dsn))]
+
+    assert {(env["PODIUM_POSTGRES_DSN"], env["PODIUM_POSTGRES_SHARDS"]) for env in envs} == {
+        (dsn, "")
+    }
+
+
+async def test_a_stream_the_nats_server_refuses_stops_the_start_with_one_line(shard_dsns):
+    """Three stream replicas on the machine's single NATS server: a clear refusal, no
+    traceback, and no service started."""
+    env = {
+        **os.environ,
+        "PODIUM_NAMESPACE": "r" + uuid.uuid4().hex[:10],
+        "PODIUM_POSTGRES_DSN": shard_dsns[0],
+        "PODIUM_STREAM_REPLICAS": "3",
+        "PODIUM_EMBEDDED_SERVERS": "never",
+        "PODIUM_HTTP_PORT": str(free_port()),
+        "PODIUM_AUTH_PORT": str(free_port()),
+        "PODIUM_RANKING_PORT": str(free_port()),
+        "PODIUM_GAME_PORT": str(free_port()),
+    }
+    stack = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "devstack", "up", env=env, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(stack.communicate(), 60)
+
+    assert stack.returncode == 1
+    assert "Podium cannot start: NATS refused the actions stream" in err.decode()
+    assert "Traceback" not in out.decode() + err.decode()
+    assert "service_started" not in out.decode()
