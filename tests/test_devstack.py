@@ -197,7 +197,9 @@ def test_each_grpc_process_gets_a_metrics_port_of_its_own_when_metrics_are_asked
 def test_a_lone_database_whose_dsn_holds_a_comma_reaches_the_services_whole():
     dsn = "postgresql://postgres:pa,ss@127.0.0.1:5432/podium"
 
-    envs = [env for _, env in service_commands(StackSettings(postgres_dsn=dsn))]
+    settings = StackSettings(postgres_dsn=dsn, postgres_shards=[], shard_databases=1)
+
+    envs = [env for _, env in service_commands(settings)]
 
     assert {(env["PODIUM_POSTGRES_DSN"], env["PODIUM_POSTGRES_SHARDS"]) for env in envs} == {
         (dsn, "")
