@@ -155,10 +155,10 @@ async def test_stores_that_answer_where_configured_are_used_as_they_are(embedded
 
     with capture_logs() as logs:
         async with backing_stores(settings) as resolved:
-            pass
+            started = list(embedded_dir.iterdir())
 
     assert resolved == settings
-    assert logs == [] and list(embedded_dir.iterdir()) == []
+    assert logs == [] and started == []
 
 
 async def test_a_stack_that_cannot_have_a_store_leaves_no_embedded_server_running(
@@ -170,7 +170,7 @@ async def test_a_stack_that_cannot_have_a_store_leaves_no_embedded_server_runnin
 
     with capture_logs() as logs, pytest.raises(StoreUnavailable, match="PODIUM_REDIS_URL"):
         async with backing_stores(settings):
-            pass
+            raise AssertionError("the stack got its stores without the configured Redis")
 
     assert [entry["name"] for entry in logs] == ["postgres"]
     assert not alive(logs[0]["pid"])

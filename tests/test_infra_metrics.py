@@ -89,7 +89,7 @@ async def test_a_port_already_taken_is_named_in_the_error():
 
         with pytest.raises(RuntimeError, match=f"127.0.0.1:{port} \\(PODIUM_METRICS_PORT"):
             async with metrics_endpoint("127.0.0.1", port):
-                pass
+                raise AssertionError("metrics were served on a port another socket holds")
 
 
 async def test_port_zero_serves_no_metrics():

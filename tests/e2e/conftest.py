@@ -187,16 +187,21 @@ async def _wait_serving(address: str, stack: Stack) -> None:
             break
         # A new channel each time: one that failed to connect waits out a growing backoff.
         async with grpc.aio.insecure_channel(address) as channel:
-            try:
-                reply = await health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(), timeout=1
-                )
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
+            if await _serving(channel):
+                return
         await asyncio.sleep(0.2)
     raise RuntimeError(f"{address} did not serve:\n" + stack.log_path.read_text()[-4000:])
+
+
+async def _serving(channel: grpc.aio.Channel) -> bool:
+    """Whether the server says SERVING; a server not up yet fails the call, which says no."""
+    try:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=1
+        )
+    except grpc.aio.AioRpcError:
+        return False
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
 async def _wait_ready(url: str, process, log_path: str) -> None:
